@@ -1,0 +1,153 @@
+"""Airflow wiring for sanctions-watch: scheduling, retries and one call into ``pipeline`` per task.
+
+Nothing heavy happens at import: Airflow re-parses this file every ~30 s, so ``pipeline`` (and with it
+scikit-learn, feedparser, SQLAlchemy) is imported inside the task functions only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, get_current_context, task
+
+DOC = """
+### sanctions-watch: feeds → classifier → alerts
+
+Every 15 minutes:
+
+1. **ingest_feeds** fetches every configured feed (conditional GET, byte cap, deadline), parses and
+   stores new articles. One failing feed never fails the task; its error is in the task log and in the
+   `fetch_log` table. Returns ids and counts.
+2. **classify_articles** scores new and backlog articles with the active model (`models/registry.json`).
+3. **record_alerts** creates one alert per flagged article and one outbox row per recipient.
+4. **deliver_alerts** sends due outbox rows over SMTP (lease, retries with back-off; 5xx → failed and
+   reported). A retry or re-run never sends an alert twice.
+5. **check_health** records operator notices for silent feeds and stuck deliveries, and fails (so the
+   operators are told) when there are new ones.
+
+Config: `$SANCTIONS_WATCH_CONFIG` (default: the repo's `config/`). SMTP credentials: the
+`smtp_default` connection when it exists. Runbook: `docs/operations.md`.
+"""
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "sanctions-watch",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=10),
+}
+
+
+def _runtime() -> Any:
+    """Open the pipeline runtime, taking SMTP settings from the ``smtp_default`` connection if set."""
+    import dataclasses
+
+    from pipeline.config import load_config
+    from pipeline.jobs import Runtime
+
+    config = load_config()
+    try:
+        from airflow.sdk import Connection
+
+        conn = Connection.get("smtp_default")
+    except Exception:
+        conn = None
+    if conn is not None and conn.host:
+        extra = conn.extra_dejson or {}
+        security = (
+            "ssl" if extra.get("ssl") else "starttls" if extra.get("starttls", False) else "none"
+        )
+        smtp = dataclasses.replace(
+            config.smtp,
+            host=conn.host,
+            port=conn.port or config.smtp.port,
+            username=conn.login or None,
+            password=conn.password or None,
+            security=security,
+            sender=extra.get("from_email", config.smtp.sender),
+        )
+        config = dataclasses.replace(config, smtp=smtp)
+    return Runtime.open(config)
+
+
+def _now() -> datetime:
+    # The edge reads the clock; pipeline functions take `now` as an argument.
+    return datetime.now(UTC)
+
+
+@dag(
+    dag_id="sanctions_watch",
+    schedule="*/15 * * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    dagrun_timeout=timedelta(minutes=14),
+    doc_md=DOC,
+    tags=["sanctions-watch", "ingest", "alerts"],
+)
+def sanctions_watch() -> None:
+    @task
+    def ingest_feeds() -> dict[str, Any]:
+        from pipeline.jobs import ingest
+
+        rt = _runtime()
+        try:
+            report = ingest(rt, now=_now(), run_id=get_current_context()["run_id"])
+        finally:
+            rt.close()
+        for feed_id, error in report["errors"].items():
+            print(f"feed {feed_id} failed: {error}")
+        return {k: v for k, v in report.items() if k != "errors"} | {
+            "failed_feeds": sorted(report["errors"])
+        }
+
+    @task
+    def classify_articles(ingested: dict[str, Any]) -> dict[str, Any]:
+        from pipeline.jobs import classify
+
+        rt = _runtime()
+        try:
+            return classify(rt, now=_now(), ids=ingested["new_ids"] + ingested["updated_ids"])
+        finally:
+            rt.close()
+
+    @task
+    def record_alerts(classified: dict[str, Any]) -> dict[str, Any]:
+        from pipeline.jobs import record_alerts as record
+
+        rt = _runtime()
+        try:
+            return record(rt, now=_now())
+        finally:
+            rt.close()
+
+    @task
+    def deliver_alerts(recorded: dict[str, Any]) -> dict[str, Any]:
+        from pipeline.jobs import deliver
+
+        rt = _runtime()
+        try:
+            return deliver(rt, now=_now())
+        finally:
+            rt.close()
+
+    @task(retries=0)
+    def check_health(delivered: dict[str, Any]) -> dict[str, Any]:
+        from pipeline.jobs import check_health as check
+
+        rt = _runtime()
+        try:
+            report = check(rt, now=_now())
+        finally:
+            rt.close()
+        if report["notices_new"]:
+            raise RuntimeError("operator attention needed: " + " | ".join(report["notices"]))
+        return report
+
+    check_health(deliver_alerts(record_alerts(classify_articles(ingest_feeds()))))
+
+
+sanctions_watch()

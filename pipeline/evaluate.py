@@ -1,0 +1,118 @@
+"""Evaluation: precision, recall, F1, PR-AUC, a confusion table and per-slice tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+__all__ = [
+    "best_f1_threshold",
+    "binary_metrics",
+    "evaluate_items",
+    "format_report",
+    "precision_at_recall",
+]
+
+
+def precision_at_recall(labels: np.ndarray, probs: np.ndarray, recall: float = 0.9) -> float:
+    """Highest precision among thresholds that keep recall at or above ``recall``."""
+    if labels.sum() == 0:
+        return float("nan")
+    precision, rec, _ = precision_recall_curve(labels, probs)
+    ok = rec >= recall
+    return float(precision[ok].max()) if ok.any() else 0.0
+
+
+def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """The threshold that maximises F1 on these (out-of-fold) predictions, and that F1."""
+    precision, recall, thresholds = precision_recall_curve(labels, probs)
+    f1 = np.where(
+        precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0
+    )
+    best = int(np.argmax(f1[:-1])) if len(thresholds) else 0
+    return float(thresholds[best]) if len(thresholds) else 0.5, float(f1[best])
+
+
+def binary_metrics(
+    labels: Sequence[int], probs: Sequence[float], threshold: float
+) -> dict[str, Any]:
+    y = np.asarray(labels, dtype=int)
+    p = np.asarray(probs, dtype=float)
+    pred = p >= threshold
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    tn = int((~pred & (y == 0)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    both = 0 < y.sum() < len(y)
+    return {
+        "n": len(y),
+        "positives": int(y.sum()),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4) if recall == recall else None,
+        "f1": round(f1, 4),
+        "pr_auc": round(float(average_precision_score(y, p)), 4) if both else None,
+        "roc_auc": round(float(roc_auc_score(y, p)), 4) if both else None,
+        "precision_at_recall_0.9": round(precision_at_recall(y, p), 4) if both else None,
+        "accuracy": round((tp + tn) / len(y), 4) if len(y) else None,
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+    }
+
+
+def evaluate_items(
+    items: Sequence[dict[str, Any]],
+    probs: Sequence[float],
+    threshold: float,
+    slices: Sequence[str] = ("regime", "lang", "kind", "style"),
+) -> dict[str, Any]:
+    """Overall metrics plus one table per slice key present in the items."""
+    labels = [int(i["label"]) for i in items]
+    report: dict[str, Any] = {
+        "threshold": threshold,
+        "overall": binary_metrics(labels, probs, threshold),
+    }
+    for key in slices:
+        groups: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            if key in item:
+                groups.setdefault(str(item[key]), []).append(index)
+        if not groups:
+            continue
+        report[f"by_{key}"] = {
+            value: binary_metrics([labels[i] for i in idx], [probs[i] for i in idx], threshold)
+            for value, idx in sorted(groups.items())
+        }
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text rendering of :func:`evaluate_items` for the terminal."""
+    o = report["overall"]
+    c = o["confusion"]
+    lines = [
+        f"threshold {report['threshold']:.3f}   items {o['n']}   positives {o['positives']}",
+        f"precision {o['precision']:.3f}   recall {o['recall']}   F1 {o['f1']:.3f}   PR-AUC {o['pr_auc']}"
+        f"   P@R0.9 {o['precision_at_recall_0.9']}",
+        "",
+        "confusion          predicted+  predicted-",
+        f"  actual+          {c['tp']:>10}  {c['fn']:>10}",
+        f"  actual-          {c['fp']:>10}  {c['tn']:>10}",
+    ]
+    for key in (k for k in report if k.startswith("by_")):
+        lines += [
+            "",
+            f"{key[3:]:<22} {'n':>5} {'pos':>5} {'prec':>6} {'recall':>6} {'F1':>6} {'PR-AUC':>7}",
+        ]
+        for value, m in report[key].items():
+            rec = "-" if m["recall"] is None else f"{m['recall']:.3f}"
+            auc = "-" if m["pr_auc"] is None else f"{m['pr_auc']:.3f}"
+            lines.append(
+                f"  {value[:20]:<20} {m['n']:>5} {m['positives']:>5} {m['precision']:>6.3f} {rec:>6} "
+                f"{m['f1']:>6.3f} {auc:>7}"
+            )
+    return "\n".join(lines)
