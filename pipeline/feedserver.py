@@ -95,6 +95,9 @@ class _FeedHandler(BaseHTTPRequestHandler):
     timeout = 15  # an idle keep-alive connection is dropped after this many seconds
     root: Path  # set on the per-server subclass
 
+    def version_string(self) -> str:
+        return self.server_version
+
     def do_GET(self) -> None:
         self._serve(with_body=True)
 

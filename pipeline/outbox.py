@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.config import Config, Subscription
 from pipeline.errors import DeliveryError
+from pipeline.faults import checkpoint
 from pipeline.mail import MailSender, build_message, message_id_for
 from pipeline.regimes import RegimeBook
 from pipeline.render import AlertView, RegimeView, SourceView, render_alert
@@ -309,10 +310,12 @@ def deliver_pending(
                 )
                 recipient, attempts = delivery.recipient, delivery.attempts + 1
             error: DeliveryError | None = None
+            checkpoint("deliver.before_send")
             try:
                 sender.send(message, recipient)
             except DeliveryError as err:
                 error = err
+            checkpoint("deliver.after_send")
             with session_factory.begin() as session:
                 mine = and_(Delivery.id == delivery_id, Delivery.lease_owner == owner)
                 if error is None:
@@ -352,6 +355,7 @@ def deliver_pending(
                     report.retried += 1
                     log.warning("delivery %s will be retried: %s", delivery_id, error)
                 session.execute(update(Delivery).where(mine).values(**values))
+            checkpoint("deliver.after_commit")
     finally:
         sender.close()
     with session_factory() as session:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pipeline.config import FeedConfig
+from pipeline.faults import checkpoint
 from pipeline.parse import Entry
 from pipeline.schema import Article, Base, Classification, Feed, FetchLog, Sighting
 
@@ -145,6 +146,8 @@ def upsert_entries(session: Session, entries: Sequence[Entry], *, now: datetime)
             duplicates += 1
             article_id = session.scalars(select(Article.id).where(Article.key == entry.key)).one()
         by_hash[entry.content_hash] = article_id
+        if len(new_ids) == 2:
+            checkpoint("ingest.mid_batch")
         sightings.append({"article_id": article_id, "feed_id": entry.feed_id, "url": entry.url})
     session.flush()
     insert_ignore(

@@ -316,7 +316,9 @@ class MisbehavingServer:
         }
         self._tcp = _TCPServer((host, 0), _Handler)
         self._tcp.owner = self
-        self.host, self.port = self._tcp.server_address[:2]
+        address = self._tcp.server_address
+        self.host: str = str(address[0])
+        self.port: int = int(address[1])
         self._thread = threading.Thread(
             target=self._tcp.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

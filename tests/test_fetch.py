@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -48,6 +49,7 @@ from pipeline.fetch import (
     ContentDecodingError,
     DeadlineExceeded,
     FetchPolicy,
+    FetchResult,
     FetchTimeout,
     HTTPStatusError,
     InvalidURLError,
@@ -81,8 +83,8 @@ LOOPBACK = frozenset({"127.0.0.1"})
 SLOW = {"connect_timeout": 30.0, "read_timeout": 30.0}  # only the total deadline can stop these
 
 
-def loopback_policy(**kwargs: object) -> FetchPolicy:
-    return FetchPolicy(allow_hosts=LOOPBACK, **kwargs)  # type: ignore[arg-type]
+def loopback_policy(**kwargs: Any) -> FetchPolicy:
+    return FetchPolicy(allow_hosts=LOOPBACK, **kwargs)
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -140,12 +142,14 @@ def server() -> Iterator[MisbehavingServer]:
         yield srv
 
 
-def mock_fetch(answer: Handler, url: str = FEED_URL, **kwargs: object) -> tuple[object, Recorder]:
+def mock_fetch(
+    answer: Handler, url: str = FEED_URL, **kwargs: Any
+) -> tuple[FetchResult | FetchError, Recorder]:
     """Run fetch_feed through a MockTransport; returns (result or raised FetchError, recorder)."""
     recorder = Recorder(answer)
     with httpx.Client(transport=httpx.MockTransport(recorder)) as client:
         try:
-            outcome: object = fetch_feed(url, client=client, **kwargs)  # type: ignore[arg-type]
+            outcome: FetchResult | FetchError = fetch_feed(url, client=client, **kwargs)
         except FetchError as exc:
             outcome = exc
     return outcome, recorder
@@ -236,16 +240,16 @@ def test_malformed_urls_are_refused(dns: FakeDNS, url: str) -> None:
 
 def test_fetch_returns_body_validators_and_sends_our_headers(dns: FakeDNS) -> None:
     outcome, recorder = mock_fetch(ok_feed)
-    assert not isinstance(outcome, Exception)
-    assert outcome.status == "ok"  # type: ignore[attr-defined]
-    assert outcome.http_status == 200  # type: ignore[attr-defined]
-    assert outcome.content == FEED_XML  # type: ignore[attr-defined]
-    assert outcome.content_type == "application/rss+xml"  # type: ignore[attr-defined]
-    assert outcome.etag == FEED_ETAG  # type: ignore[attr-defined]
-    assert outcome.last_modified == FEED_LAST_MODIFIED  # type: ignore[attr-defined]
-    assert outcome.truncated is False  # type: ignore[attr-defined]
-    assert outcome.url == FEED_URL  # type: ignore[attr-defined]
-    assert outcome.elapsed >= 0  # type: ignore[attr-defined]
+    assert isinstance(outcome, FetchResult)
+    assert outcome.status == "ok"
+    assert outcome.http_status == 200
+    assert outcome.content == FEED_XML
+    assert outcome.content_type == "application/rss+xml"
+    assert outcome.etag == FEED_ETAG
+    assert outcome.last_modified == FEED_LAST_MODIFIED
+    assert outcome.truncated is False
+    assert outcome.url == FEED_URL
+    assert outcome.elapsed >= 0
     (request,) = recorder.requests
     assert request.headers["user-agent"] == FetchPolicy().user_agent
     assert request.headers["accept-encoding"] == ACCEPT_ENCODING
@@ -257,7 +261,7 @@ def test_fetch_returns_body_validators_and_sends_our_headers(dns: FakeDNS) -> No
 
 def test_injected_client_gets_the_policy_user_agent(dns: FakeDNS) -> None:
     outcome, recorder = mock_fetch(ok_feed, policy=FetchPolicy(user_agent="probe/1.0"))
-    assert not isinstance(outcome, Exception)
+    assert isinstance(outcome, FetchResult)
     assert recorder.requests[0].headers["user-agent"] == "probe/1.0"
 
 
@@ -268,8 +272,9 @@ def test_wrong_content_type_is_reported_not_judged(dns: FakeDNS) -> None:
         )
 
     outcome, _ = mock_fetch(html)
-    assert outcome.content_type == "text/html"  # type: ignore[attr-defined]
-    assert outcome.content == b"<html></html>"  # type: ignore[attr-defined]
+    assert isinstance(outcome, FetchResult)
+    assert outcome.content_type == "text/html"
+    assert outcome.content == b"<html></html>"
 
 
 # --------------------------------------------------------------------------------- conditional
@@ -282,19 +287,19 @@ def test_conditional_get_sends_validators_and_304_reads_no_body(dns: FakeDNS) ->
         return httpx.Response(304, headers={"ETag": FEED_ETAG}, stream=ExplodingStream())
 
     outcome, recorder = mock_fetch(not_modified, etag=FEED_ETAG, last_modified=FEED_LAST_MODIFIED)
-    assert not isinstance(outcome, Exception), outcome
-    assert outcome.status == "not_modified"  # type: ignore[attr-defined]
-    assert outcome.http_status == 304  # type: ignore[attr-defined]
-    assert outcome.content == b""  # type: ignore[attr-defined]
-    assert outcome.etag == FEED_ETAG  # type: ignore[attr-defined]
+    assert isinstance(outcome, FetchResult), outcome
+    assert outcome.status == "not_modified"
+    assert outcome.http_status == 304
+    assert outcome.content == b""
+    assert outcome.etag == FEED_ETAG
     # The 304 carried no Last-Modified: the caller's validator still holds.
-    assert outcome.last_modified == FEED_LAST_MODIFIED  # type: ignore[attr-defined]
+    assert outcome.last_modified == FEED_LAST_MODIFIED
     assert len(recorder.requests) == 1
 
 
 def test_unsendable_validators_are_dropped(dns: FakeDNS) -> None:
     outcome, recorder = mock_fetch(ok_feed, etag='"x"\r\nX-Injected: 1', last_modified="é")
-    assert not isinstance(outcome, Exception)
+    assert isinstance(outcome, FetchResult)
     headers = recorder.requests[0].headers
     assert "if-none-match" not in headers
     assert "if-modified-since" not in headers
@@ -360,8 +365,8 @@ def test_relative_redirect_is_resolved_and_followed(dns: FakeDNS) -> None:
         return ok_feed(request)
 
     outcome, recorder = mock_fetch(answer)
-    assert not isinstance(outcome, Exception), outcome
-    assert outcome.url == "https://feeds.example.org/moved/feed.xml"  # type: ignore[attr-defined]
+    assert isinstance(outcome, FetchResult), outcome
+    assert outcome.url == "https://feeds.example.org/moved/feed.xml"
     assert [str(r.url) for r in recorder.requests] == [
         FEED_URL,
         "https://feeds.example.org/moved/feed.xml",
@@ -375,7 +380,7 @@ def test_every_redirect_hop_is_vetted_again(dns: FakeDNS) -> None:
         return ok_feed(request)
 
     outcome, _ = mock_fetch(answer)
-    assert not isinstance(outcome, Exception), outcome
+    assert isinstance(outcome, FetchResult), outcome
     assert dns.calls == ["feeds.example.org", "cdn.example.net"]
 
 
@@ -478,10 +483,10 @@ def test_refused_hosts_are_blocked_before_any_request(dns: FakeDNS, host: str) -
 def test_allow_list_by_name_and_by_ip(dns: FakeDNS) -> None:
     by_name = FetchPolicy(allow_hosts=frozenset({"evil.example"}))
     outcome, _ = mock_fetch(ok_feed, url="http://evil.example/rss", policy=by_name)
-    assert not isinstance(outcome, Exception), outcome
+    assert isinstance(outcome, FetchResult), outcome
     by_ip = FetchPolicy(allow_hosts=frozenset({"10.0.0.5"}))
     outcome, _ = mock_fetch(ok_feed, url="http://evil.example/rss", policy=by_ip)
-    assert not isinstance(outcome, Exception), outcome
+    assert isinstance(outcome, FetchResult), outcome
     outcome, _ = mock_fetch(ok_feed, url="http://metadata.example/rss", policy=by_name)
     assert isinstance(outcome, BlockedAddressError)
 
@@ -496,23 +501,32 @@ def test_unresolvable_host(dns: FakeDNS) -> None:
 # ------------------------------------------------------------------------ size cap and decoding
 
 
+def _encoded(body: bytes, encoding: str, chunk: int = 7) -> Handler:
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Encoding": encoding}
+        return httpx.Response(200, headers=headers, stream=Body(body, chunk))
+
+    return answer
+
+
 def test_body_over_the_cap_is_truncated(dns: FakeDNS) -> None:
     body = bytes(range(256)) * 40  # 10240 bytes
     for chunk in (1, 999, 1000, 1001, 4096):
         outcome, _ = mock_fetch(
-            lambda r, c=chunk: httpx.Response(200, stream=Body(body, c)),
-            policy=FetchPolicy(max_bytes=1000),
+            _encoded(body, "identity", chunk), policy=FetchPolicy(max_bytes=1000)
         )
-        assert outcome.truncated is True  # type: ignore[attr-defined]
-        assert outcome.content == body[:1000]  # type: ignore[attr-defined]
+        assert isinstance(outcome, FetchResult)
+        assert outcome.truncated is True
+        assert outcome.content == body[:1000]
 
 
 def test_in_memory_response_is_capped_too(dns: FakeDNS) -> None:
     outcome, _ = mock_fetch(
         lambda r: httpx.Response(200, content=b"a" * 5000), policy=FetchPolicy(max_bytes=1000)
     )
-    assert outcome.truncated is True  # type: ignore[attr-defined]
-    assert outcome.content == b"a" * 1000  # type: ignore[attr-defined]
+    assert isinstance(outcome, FetchResult)
+    assert outcome.truncated is True
+    assert outcome.content == b"a" * 1000
 
 
 def test_body_exactly_at_the_cap_is_not_truncated(dns: FakeDNS) -> None:
@@ -520,16 +534,9 @@ def test_body_exactly_at_the_cap_is_not_truncated(dns: FakeDNS) -> None:
         lambda r: httpx.Response(200, stream=Body(b"a" * 1000, 300)),
         policy=FetchPolicy(max_bytes=1000),
     )
-    assert outcome.truncated is False  # type: ignore[attr-defined]
-    assert outcome.content == b"a" * 1000  # type: ignore[attr-defined]
-
-
-def _encoded(body: bytes, encoding: str, chunk: int = 7) -> Handler:
-    def answer(request: httpx.Request) -> httpx.Response:
-        headers = {"Content-Encoding": encoding}
-        return httpx.Response(200, headers=headers, stream=Body(body, chunk))
-
-    return answer
+    assert isinstance(outcome, FetchResult)
+    assert outcome.truncated is False
+    assert outcome.content == b"a" * 1000
 
 
 def _raw_deflate(data: bytes) -> bytes:
@@ -556,15 +563,16 @@ def _raw_deflate(data: bytes) -> bytes:
 def test_content_encodings_are_decoded(dns: FakeDNS, encoding: str, payload: bytes) -> None:
     for chunk in (1, 7, 65536):  # however the network splits the compressed bytes
         outcome, _ = mock_fetch(_encoded(payload, encoding, chunk))
-        assert not isinstance(outcome, Exception), (chunk, outcome)
-        assert outcome.content == FEED_XML  # type: ignore[attr-defined]
+        assert isinstance(outcome, FetchResult), (chunk, outcome)
+        assert outcome.content == FEED_XML
 
 
 def test_cap_counts_decoded_bytes(dns: FakeDNS) -> None:
     bomb = gzip.compress(bytes(5_000_000))  # ~5 KB that inflates to 5 MB
     outcome, _ = mock_fetch(_encoded(bomb, "gzip"), policy=FetchPolicy(max_bytes=100_000))
-    assert outcome.truncated is True  # type: ignore[attr-defined]
-    assert outcome.content == bytes(100_000)  # type: ignore[attr-defined]
+    assert isinstance(outcome, FetchResult)
+    assert outcome.truncated is True
+    assert outcome.content == bytes(100_000)
 
 
 @pytest.mark.parametrize(
@@ -864,7 +872,9 @@ def test_one_feeds_deadline_does_not_touch_other_fetches(server: MisbehavingServ
     for thread in threads:
         thread.join(timeout=20)
     assert isinstance(outcomes["stalled"], DeadlineExceeded)
-    assert outcomes["steady"].content == FEED_XML[:12]  # type: ignore[attr-defined]
+    steady_result = outcomes["steady"]
+    assert isinstance(steady_result, FetchResult)
+    assert steady_result.content == FEED_XML[:12]
     assert all(r.content == FEED_XML for r in quick)
 
 
