@@ -160,7 +160,10 @@ def redact_url(url: object) -> str:
         suffix = f"?{REDACTED}" if len(head) < len(text) else ""
         return _escape_controls(head + suffix)
     netloc = parts.netloc.rpartition("@")[2]
-    redacted = urlunsplit((parts.scheme, netloc, parts.path, _redact_query(parts.query), ""))
+    path = parts.path
+    if not parts.netloc and "@" in path:  # "user:secret@host/feed" parses as scheme "user"
+        path = path.rpartition("@")[2]
+    redacted = urlunsplit((parts.scheme, netloc, path, _redact_query(parts.query), ""))
     return _escape_controls(redacted)
 
 

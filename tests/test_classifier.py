@@ -69,26 +69,43 @@ def test_regime_detection_multilingual(regimes) -> None:
 def run_score(lines: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "--config", str(ROOT / "config"), "score"],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, check=False, timeout=120,
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 
 def test_score_cli_json_lines() -> None:
-    out = run_score([
-        json.dumps({"id": "a", "title": ORIGIN[0], "summary": ORIGIN[1], "lang": "en"}),
-        json.dumps({"id": 2, "title": COUNCIL_VOTE[0]}),
-        json.dumps({"id": "c"}),
-    ])
+    out = run_score(
+        [
+            json.dumps({"id": "a", "title": ORIGIN[0], "summary": ORIGIN[1], "lang": "en"}),
+            json.dumps({"id": 2, "title": COUNCIL_VOTE[0]}),
+            json.dumps({"id": "c"}),
+        ]
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["id"] for r in rows] == ["a", 2, "c"]
-    assert rows[0]["flagged"] is True and rows[0]["regimes"] == ["dprk"] and rows[0]["evidence"]["sentences"]
+    assert (
+        rows[0]["flagged"] is True
+        and rows[0]["regimes"] == ["dprk"]
+        and rows[0]["evidence"]["sentences"]
+    )
     assert rows[1]["flagged"] is False
     assert all(0.0 <= r["score"] <= 1.0 for r in rows)
 
 
 def test_score_cli_names_bad_lines() -> None:
-    out = run_score([json.dumps({"id": "ok", "title": "x"}), "{not json", json.dumps({"title": "no id"}), json.dumps({"id": 1, "title": 5})])
+    out = run_score(
+        [
+            json.dumps({"id": "ok", "title": "x"}),
+            "{not json",
+            json.dumps({"title": "no id"}),
+            json.dumps({"id": 1, "title": 5}),
+        ]
+    )
     assert out.returncode == 1
     assert "line 2" in out.stderr and "line 3" in out.stderr and "line 4" in out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]

@@ -19,41 +19,75 @@ from pipeline.schema import Alert, Article, FetchLog
 ORIGIN = "North Korea suspected of sending artillery shells and missiles to Russia"
 
 
-def test_run_once_end_to_end_then_nothing_new(make_config, db_url: str, feed_server, mail_sink) -> None:
-    feeds = [*sample_feeds(feed_server.url), {"id": "dead", "url": f"{feed_server.url}/missing.xml"}]
+def test_run_once_end_to_end_then_nothing_new(
+    make_config, db_url: str, feed_server, mail_sink
+) -> None:
+    feeds = [
+        *sample_feeds(feed_server.url),
+        {"id": "dead", "url": f"{feed_server.url}/missing.xml"},
+    ]
     rt = Runtime.open(make_config(database_url=db_url, feeds=feeds, smtp_port=mail_sink.port))
     try:
         first = run_once(rt, now=NOW, run_id="t1")
         assert (first["feeds_ok"], first["feeds_failed"]) == (3, 1)
         assert "404" in first["errors"]["dead"]
-        assert first["articles_new"] == 13 and first["duplicates"] == 1  # the syndicated origin story
+        assert (
+            first["articles_new"] == 13 and first["duplicates"] == 1
+        )  # the syndicated origin story
         assert first["alerts_sent"] == 2 * first["alerts_new"] and first["alerts_pending"] == 0
-        subjects = [email.message_from_bytes(m, policy=policy.default)["Subject"] for m in mail_sink.messages]
+        subjects = [
+            email.message_from_bytes(m, policy=policy.default)["Subject"]
+            for m in mail_sink.messages
+        ]
         assert any(ORIGIN in s for s in subjects)
         assert not any("Security Council adopts resolution renewing" in s for s in subjects)
         assert not any("Putin and Kim toast" in s for s in subjects)
         second = run_once(rt, now=NOW, run_id="t2")
-        assert second["articles_new"] == 0 and second["alerts_new"] == 0 and second["alerts_sent"] == 0
+        assert (
+            second["articles_new"] == 0 and second["alerts_new"] == 0 and second["alerts_sent"] == 0
+        )
         assert len(mail_sink.messages) == first["alerts_sent"]
         with rt.sessions() as s:
-            outcomes = dict(s.execute(select(FetchLog.feed_id, FetchLog.outcome).where(FetchLog.run_id == "t2")).all())
+            outcomes = dict(
+                s.execute(
+                    select(FetchLog.feed_id, FetchLog.outcome).where(FetchLog.run_id == "t2")
+                ).all()
+            )
             origin = s.scalars(select(Article).where(Article.title.like(ORIGIN + "%"))).one()
-            assert s.scalar(select(func.count()).select_from(Alert).where(Alert.article_id == origin.id)) == 1
+            assert (
+                s.scalar(
+                    select(func.count()).select_from(Alert).where(Alert.article_id == origin.id)
+                )
+                == 1
+            )
         assert outcomes["sample-world-wire"] == "not_modified" and outcomes["dead"] == "error"
     finally:
         rt.close()
 
 
-def test_changed_feed_is_fetched_again(make_config, sqlite_url: str, tmp_path: Path, mail_sink) -> None:
+def test_changed_feed_is_fetched_again(
+    make_config, sqlite_url: str, tmp_path: Path, mail_sink
+) -> None:
     folder = tmp_path / "feeds"
     folder.mkdir()
     src = (ROOT / "data" / "sample_feeds" / "world-wire.xml").read_text()
     (folder / "w.xml").write_text(src)
     with serve_directory(folder) as server:
-        rt = Runtime.open(make_config(database_url=sqlite_url, smtp_port=mail_sink.port,
-                                      feeds=[{"id": "w", "url": f"{server.url}/w.xml"}]))
+        rt = Runtime.open(
+            make_config(
+                database_url=sqlite_url,
+                smtp_port=mail_sink.port,
+                feeds=[{"id": "w", "url": f"{server.url}/w.xml"}],
+            )
+        )
         assert run_once(rt, now=NOW, run_id="a")["articles_new"] == 6
-        (folder / "w.xml").write_text(src.replace("<item>", "<item><title>Extra</title><link>https://n.example/extra</link><description>New item.</description></item><item>", 1))
+        (folder / "w.xml").write_text(
+            src.replace(
+                "<item>",
+                "<item><title>Extra</title><link>https://n.example/extra</link><description>New item.</description></item><item>",
+                1,
+            )
+        )
         again = run_once(rt, now=NOW, run_id="b")
         assert again["articles_new"] == 1 and again["duplicates"] == 6
         rt.close()
@@ -62,11 +96,31 @@ def test_changed_feed_is_fetched_again(make_config, sqlite_url: str, tmp_path: P
 def test_cli_run_once_json(tmp_path: Path, make_config, feed_server, mail_sink) -> None:
     config = make_config(feeds=sample_feeds(feed_server.url), smtp_port=mail_sink.port)
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(config.config_dir), "run-once", "--json"],
-        capture_output=True, text=True, check=False, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "--config",
+            str(config.config_dir),
+            "run-once",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    for key in ("feeds_ok", "feeds_failed", "entries_seen", "articles_new", "duplicates", "flagged", "alerts_sent", "alerts_pending"):
+    for key in (
+        "feeds_ok",
+        "feeds_failed",
+        "entries_seen",
+        "articles_new",
+        "duplicates",
+        "flagged",
+        "alerts_sent",
+        "alerts_pending",
+    ):
         assert isinstance(summary[key], int), key
     assert summary["feeds_ok"] == 3 and summary["flagged"] >= 1 and summary["alerts_sent"] >= 1

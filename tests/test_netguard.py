@@ -47,6 +47,7 @@ from pipeline.netguard import (
         ("https://example.org/rss#access_token=xyz", "https://example.org/rss"),
         ("https://example.org/rss?keyword=sanctions", "https://example.org/rss?keyword=sanctions"),
         ("http://[::1]:8080/x?password=p", "http://[::1]:8080/x?password=REDACTED"),
+        ("reader:s3cret@feeds.example.org/rss", "reader:feeds.example.org/rss"),  # no "//"
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:

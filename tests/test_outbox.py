@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import NOW
 from sqlalchemy import func, select, update
+from test_store import entry
 
 from pipeline.classifier import Evidence
 from pipeline.jobs import Runtime, record_alerts
@@ -20,8 +21,6 @@ from pipeline.outbox import deliver_pending
 from pipeline.schema import Alert, Article, Classification, Delivery, Notice
 from pipeline.store import sync_feeds, upsert_entries
 
-from test_store import entry
-
 HOSTILE_TITLE = 'Arms seized <script>alert("t")</script>\r\nBcc: victim@example.org'
 HOSTILE_SUMMARY = (
     '<form action="https://evil.example"><input type="password"></form>'
@@ -29,17 +28,37 @@ HOSTILE_SUMMARY = (
 )
 
 
-def seed(rt: Runtime, titles: list[str], *, summary: str = "North Korea shipped shells to Russia.") -> list[int]:
+def seed(
+    rt: Runtime, titles: list[str], *, summary: str = "North Korea shipped shells to Russia."
+) -> list[int]:
     """Store articles and a flagged classification for each, as the classify stage would."""
     with rt.sessions.begin() as s:
         sync_feeds(s, rt.config.feeds)
         ids = upsert_entries(
-            s, [entry(rt.config.feeds[0].id, t, url=f"https://x.example/{i}", summary=summary) for i, t in enumerate(titles)], now=NOW
+            s,
+            [
+                entry(rt.config.feeds[0].id, t, url=f"https://x.example/{i}", summary=summary)
+                for i, t in enumerate(titles)
+            ],
+            now=NOW,
         ).new_ids
         for article_id in ids:
-            ev = Evidence(sentences=("Shells reached the port.",), terms=("shells",), regimes=("dprk",))
-            s.add(Classification(article_id=article_id, revision=1, model_version="test-v1", score=0.97, threshold=0.5,
-                                 flagged=True, regimes=["dprk"], evidence=ev.as_dict(), classified_at=NOW))
+            ev = Evidence(
+                sentences=("Shells reached the port.",), terms=("shells",), regimes=("dprk",)
+            )
+            s.add(
+                Classification(
+                    article_id=article_id,
+                    revision=1,
+                    model_version="test-v1",
+                    score=0.97,
+                    threshold=0.5,
+                    flagged=True,
+                    regimes=["dprk"],
+                    evidence=ev.as_dict(),
+                    classified_at=NOW,
+                )
+            )
     return list(ids)
 
 
@@ -52,14 +71,18 @@ def runtime(make_config, db_url: str, mail_sink: MailSink, tmp_path: Path):
 
 
 def deliver(rt: Runtime, *, now=NOW, owner="w1"):
-    return deliver_pending(rt.sessions, rt.config, SmtpSender(rt.config.smtp), now=now, owner=owner, regimes=rt.regimes)
+    return deliver_pending(
+        rt.sessions, rt.config, SmtpSender(rt.config.smtp), now=now, owner=owner, regimes=rt.regimes
+    )
 
 
 def parse(raw: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(raw, policy=policy.default)
 
 
-def test_one_mail_per_alert_per_recipient_multipart_and_escaped(runtime: Runtime, mail_sink: MailSink) -> None:
+def test_one_mail_per_alert_per_recipient_multipart_and_escaped(
+    runtime: Runtime, mail_sink: MailSink
+) -> None:
     seed(runtime, [HOSTILE_TITLE], summary=HOSTILE_SUMMARY)
     assert record_alerts(runtime, now=NOW)["alerts_new"] == 1
     report = deliver(runtime)
@@ -69,7 +92,11 @@ def test_one_mail_per_alert_per_recipient_multipart_and_escaped(runtime: Runtime
     for m in msgs:
         assert m.get_content_type() == "multipart/alternative"
         subject = m["Subject"]
-        assert "\n" not in subject and "\r" not in subject and subject.startswith("[sanctions-watch] HIGH")
+        assert (
+            "\n" not in subject
+            and "\r" not in subject
+            and subject.startswith("[sanctions-watch] HIGH")
+        )
         assert m["Bcc"] is None
         html = m.get_body(("html",)).get_content()
         text = m.get_body(("plain",)).get_content()
@@ -102,18 +129,35 @@ def test_smtp_down_leaves_pending_then_delivers(runtime: Runtime, mail_sink: Mai
     assert (report.sent, report.retried, report.pending) == (0, 2, 2)
     with runtime.sessions() as s:
         d = s.scalars(select(Delivery)).first()
-        assert d.status == "pending" and d.attempts == 1 and d.next_attempt_at > NOW and "unreachable" in d.last_error
+        assert (
+            d.status == "pending"
+            and d.attempts == 1
+            and d.next_attempt_at > NOW
+            and "unreachable" in d.last_error
+        )
     # Not due yet: nothing is tried. After the back-off: delivered.
     mail_sink.start()
     assert deliver(runtime, now=NOW + timedelta(seconds=10)).sent == 0
     assert deliver(runtime, now=NOW + timedelta(hours=1)).sent == 2
 
 
-def test_one_recipient_451_others_delivered_then_550_fails_and_notifies(make_config, sqlite_url: str, tmp_path: Path) -> None:
-    refuse = {"analyst@example.org": "451 4.3.0 mailbox busy, try later", "gone@example.org": "550 5.1.1 no such user"}
+def test_one_recipient_451_others_delivered_then_550_fails_and_notifies(
+    make_config, sqlite_url: str, tmp_path: Path
+) -> None:
+    refuse = {
+        "analyst@example.org": "451 4.3.0 mailbox busy, try later",
+        "gone@example.org": "550 5.1.1 no such user",
+    }
     with MailSink(tmp_path / "box", refuse=refuse) as sink:
-        subs = [{"id": "s", "recipients": ["compliance@example.org", "analyst@example.org", "gone@example.org"]}]
-        rt = Runtime.open(make_config(database_url=sqlite_url, smtp_port=sink.port, subscriptions=subs))
+        subs = [
+            {
+                "id": "s",
+                "recipients": ["compliance@example.org", "analyst@example.org", "gone@example.org"],
+            }
+        ]
+        rt = Runtime.open(
+            make_config(database_url=sqlite_url, smtp_port=sink.port, subscriptions=subs)
+        )
         seed(rt, ["Story"])
         record_alerts(rt, now=NOW)
         report = deliver(rt)
@@ -122,16 +166,25 @@ def test_one_recipient_451_others_delivered_then_550_fails_and_notifies(make_con
         with rt.sessions() as s:
             status = dict(s.execute(select(Delivery.recipient, Delivery.status)).all())
             notices = s.scalars(select(Notice.message)).all()
-        assert status == {"compliance@example.org": "sent", "analyst@example.org": "pending", "gone@example.org": "failed"}
+        assert status == {
+            "compliance@example.org": "sent",
+            "analyst@example.org": "pending",
+            "gone@example.org": "failed",
+        }
         assert len(notices) == 1 and "gone@example.org" in notices[0] and "550" in notices[0]
         rt.close()
 
 
-def test_two_senders_on_one_outbox_send_each_row_once(runtime: Runtime, mail_sink: MailSink) -> None:
+def test_two_senders_on_one_outbox_send_each_row_once(
+    runtime: Runtime, mail_sink: MailSink
+) -> None:
     seed(runtime, [f"Story {i}" for i in range(10)])
     record_alerts(runtime, now=NOW)
     results = []
-    threads = [threading.Thread(target=lambda o=o: results.append(deliver(runtime, owner=o))) for o in ("w1", "w2")]
+    threads = [
+        threading.Thread(target=lambda o=o: results.append(deliver(runtime, owner=o)))
+        for o in ("w1", "w2")
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -141,11 +194,17 @@ def test_two_senders_on_one_outbox_send_each_row_once(runtime: Runtime, mail_sin
     assert len({parse(m)["Message-ID"] for m in mail_sink.messages}) == 20
 
 
-def test_expired_lease_is_reclaimed_with_same_message_id(runtime: Runtime, mail_sink: MailSink) -> None:
+def test_expired_lease_is_reclaimed_with_same_message_id(
+    runtime: Runtime, mail_sink: MailSink
+) -> None:
     seed(runtime, ["Story"])
     record_alerts(runtime, now=NOW)
     with runtime.sessions.begin() as s:  # a worker claimed the rows and died
-        s.execute(update(Delivery).values(status="sending", lease_owner="dead", lease_until=NOW + timedelta(seconds=60)))
+        s.execute(
+            update(Delivery).values(
+                status="sending", lease_owner="dead", lease_until=NOW + timedelta(seconds=60)
+            )
+        )
         expected = set(s.scalars(select(Delivery.message_id)))
     assert deliver(runtime).sent == 0  # lease still held
     assert deliver(runtime, now=NOW + timedelta(minutes=2)).sent == 2
@@ -161,7 +220,9 @@ def test_subscription_filters(make_config, sqlite_url: str, mail_sink: MailSink)
         {"id": "fr", "recipients": ["fr@example.org"], "languages": ["fr"]},
         {"id": "digest", "recipients": ["digest@example.org"], "mode": "digest"},
     ]
-    rt = Runtime.open(make_config(database_url=sqlite_url, smtp_port=mail_sink.port, subscriptions=subs))
+    rt = Runtime.open(
+        make_config(database_url=sqlite_url, smtp_port=mail_sink.port, subscriptions=subs)
+    )
     seed(rt, ["Story about shells"])
     record_alerts(rt, now=NOW)
     with rt.sessions() as s:

@@ -21,8 +21,16 @@ def trained(tmp_path_factory) -> tuple[Path, str, str]:
     """Two small real versions in a temp registry (trained on a slice of the corpus)."""
     directory = tmp_path_factory.mktemp("models")
     items = load_items([ROOT / "data" / "corpus" / "dprk.jsonl"])[::2]
-    v1 = train_model(items, model_dir=directory, now=NOW, candidates=["tfidf-word-lr"], folds=3).version
-    v2 = train_model(items[::-1], model_dir=directory, now=NOW.replace(minute=5), candidates=["tfidf-word-lr"], folds=3).version
+    v1 = train_model(
+        items, model_dir=directory, now=NOW, candidates=["tfidf-word-lr"], folds=3
+    ).version
+    v2 = train_model(
+        items[::-1],
+        model_dir=directory,
+        now=NOW.replace(minute=5),
+        candidates=["tfidf-word-lr"],
+        folds=3,
+    ).version
     return directory, v1, v2
 
 
@@ -44,7 +52,15 @@ def test_promote_rollback_and_list(registry) -> None:
     listed = {m.version: m.active for m in list_models(directory)}
     assert listed == {v1: True, v2: False}
     meta = json.loads((directory / v1 / "metadata.json").read_text())
-    for key in ("model_sha256", "sklearn_version", "training_data", "threshold", "calibration", "feature_schema", "cross_validation"):
+    for key in (
+        "model_sha256",
+        "sklearn_version",
+        "training_data",
+        "threshold",
+        "calibration",
+        "feature_schema",
+        "cross_validation",
+    ):
         assert key in meta
     assert (directory / v1 / "MODEL_CARD.md").read_text().startswith("# Model card")
 
@@ -86,7 +102,9 @@ def _tamper(path: Path, how: str) -> None:
         ("no-metadata", "metadata.json is missing"),
     ],
 )
-def test_bad_active_model_is_refused_and_previous_keeps_serving(registry, how: str, message: str, caplog) -> None:
+def test_bad_active_model_is_refused_and_previous_keeps_serving(
+    registry, how: str, message: str, caplog
+) -> None:
     directory, v1, v2 = registry
     _tamper(directory / v2, how)
     with pytest.raises(ModelError, match=message):
@@ -104,12 +122,16 @@ def test_type_outside_allow_list_is_refused(registry, tmp_path: Path) -> None:
     shutil.copytree(directory / v1, bad)
     sio.dump(RandomForestClassifier(n_estimators=1), bad / "model.skops")
     meta = json.loads((bad / "metadata.json").read_text())
-    meta["model_sha256"] = __import__("hashlib").sha256((bad / "model.skops").read_bytes()).hexdigest()
+    meta["model_sha256"] = (
+        __import__("hashlib").sha256((bad / "model.skops").read_bytes()).hexdigest()
+    )
     (bad / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="outside the allow-list"):
         load_version(directory, "bad-types")
     with pytest.raises(ModelError, match="outside the allow-list"):
-        save_model(directory, "new-bad", RandomForestClassifier(n_estimators=1), {"threshold": 0.5}, "card")
+        save_model(
+            directory, "new-bad", RandomForestClassifier(n_estimators=1), {"threshold": 0.5}, "card"
+        )
     assert not (directory / "new-bad").exists()
     assert not [p for p in directory.iterdir() if p.name.startswith(".new-bad")]
 

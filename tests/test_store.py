@@ -14,16 +14,27 @@ from helpers import NOW
 from sqlalchemy import func, inspect, select, text
 
 from pipeline.config import FeedConfig
-from pipeline.db import downgrade_database, make_engine, make_sessionmaker, redact_db_url, upgrade_database
+from pipeline.db import (
+    downgrade_database,
+    make_engine,
+    make_sessionmaker,
+    redact_db_url,
+    upgrade_database,
+)
 from pipeline.normalise import article_key, content_hash
 from pipeline.parse import Entry
 from pipeline.schema import Article, Feed, FetchLog, Sighting
 from pipeline.store import articles_to_classify, record_fetch, sync_feeds, upsert_entries
 
-FEEDS = [FeedConfig(id="a", name="A", url="https://a.example/rss"), FeedConfig(id="b", name="B", url="https://b.example/rss")]
+FEEDS = [
+    FeedConfig(id="a", name="A", url="https://a.example/rss"),
+    FeedConfig(id="b", name="B", url="https://b.example/rss"),
+]
 
 
-def entry(feed: str, title: str, *, url: str | None = None, guid: str | None = None, summary: str = "text") -> Entry:
+def entry(
+    feed: str, title: str, *, url: str | None = None, guid: str | None = None, summary: str = "text"
+) -> Entry:
     chash = content_hash(title, summary)
     return Entry(
         feed_id=feed,
@@ -56,7 +67,10 @@ def count(factory, table) -> int:
 
 
 def test_dedup_within_feed_across_feeds_and_runs(sessions) -> None:
-    first = [entry("a", "One", url="https://x.example/1"), entry("a", "Two", url="https://x.example/2")]
+    first = [
+        entry("a", "One", url="https://x.example/1"),
+        entry("a", "Two", url="https://x.example/2"),
+    ]
     with sessions.begin() as s:
         r1 = upsert_entries(s, first, now=NOW)
     assert len(r1.new_ids) == 2 and r1.duplicates == 0
@@ -74,13 +88,17 @@ def test_dedup_within_feed_across_feeds_and_runs(sessions) -> None:
     assert r3.new_ids == () and r3.duplicates == 2
     assert count(sessions, Article) == 3
     with sessions() as s:
-        feeds_of_one = s.scalars(select(Sighting.feed_id).join(Article).where(Article.url == "https://x.example/1")).all()
+        feeds_of_one = s.scalars(
+            select(Sighting.feed_id).join(Article).where(Article.url == "https://x.example/1")
+        ).all()
     assert sorted(feeds_of_one) == ["a", "b"]
 
 
 def test_edit_after_publication_bumps_revision(sessions) -> None:
     with sessions.begin() as s:
-        (article_id,) = upsert_entries(s, [entry("a", "Draft", guid="g-1", summary="first text")], now=NOW).new_ids
+        (article_id,) = upsert_entries(
+            s, [entry("a", "Draft", guid="g-1", summary="first text")], now=NOW
+        ).new_ids
     edited = entry("a", "Draft, updated", guid="g-1", summary="first text, corrected")
     with sessions.begin() as s:
         r = upsert_entries(s, [edited], now=NOW + timedelta(minutes=5))
@@ -97,27 +115,56 @@ def test_nul_and_surrogates_are_cleaned_before_storage(sessions) -> None:
 
     dirty = clean_text("Arms\x00 seized\ud800 at port")
     with sessions.begin() as s:
-        upsert_entries(s, [entry("a", dirty, url="https://x.example/nul", summary=clean_text("x\x00y\udfff"))], now=NOW)
+        upsert_entries(
+            s,
+            [entry("a", dirty, url="https://x.example/nul", summary=clean_text("x\x00y\udfff"))],
+            now=NOW,
+        )
     with sessions() as s:
         assert s.scalar(select(Article.title)) == "Arms seized at port"
 
 
 def test_fetch_log_and_feed_state(sessions) -> None:
     with sessions.begin() as s:
-        record_fetch(s, run_id="r1", feed_id="a", started_at=NOW, finished_at=NOW, outcome="ok", http_status=200,
-                     etag='"v1"', last_modified="Tue, 27 Feb 2024 08:10:00 GMT", articles_new=2)
-        record_fetch(s, run_id="r1", feed_id="b", started_at=NOW, finished_at=NOW, outcome="error", http_status=429,
-                     error="HTTP 429", next_fetch_after=NOW + timedelta(minutes=10))
+        record_fetch(
+            s,
+            run_id="r1",
+            feed_id="a",
+            started_at=NOW,
+            finished_at=NOW,
+            outcome="ok",
+            http_status=200,
+            etag='"v1"',
+            last_modified="Tue, 27 Feb 2024 08:10:00 GMT",
+            articles_new=2,
+        )
+        record_fetch(
+            s,
+            run_id="r1",
+            feed_id="b",
+            started_at=NOW,
+            finished_at=NOW,
+            outcome="error",
+            http_status=429,
+            error="HTTP 429",
+            next_fetch_after=NOW + timedelta(minutes=10),
+        )
     with sessions() as s:
         a, b = s.get(Feed, "a"), s.get(Feed, "b")
         assert (a.etag, a.consecutive_failures, a.last_new_at) == ('"v1"', 0, NOW)
-        assert (b.consecutive_failures, b.last_error, b.next_fetch_after) == (1, "HTTP 429", NOW + timedelta(minutes=10))
+        assert (b.consecutive_failures, b.last_error, b.next_fetch_after) == (
+            1,
+            "HTTP 429",
+            NOW + timedelta(minutes=10),
+        )
         assert s.scalar(select(func.count()).select_from(FetchLog)) == 2
 
 
 def test_feed_url_change_drops_validators(sessions) -> None:
     with sessions.begin() as s:
-        record_fetch(s, run_id="r", feed_id="a", started_at=NOW, finished_at=NOW, outcome="ok", etag='"v1"')
+        record_fetch(
+            s, run_id="r", feed_id="a", started_at=NOW, finished_at=NOW, outcome="ok", etag='"v1"'
+        )
     with sessions.begin() as s:
         sync_feeds(s, [replace(FEEDS[0], url="https://a.example/new-rss"), FEEDS[1]])
     with sessions() as s:
@@ -208,7 +255,9 @@ def test_cli_db_upgrade(tmp_path: Path, make_config) -> None:
     config = make_config()
     out = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "--config", str(config.config_dir), "db", "upgrade"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert "at head" in out.stdout

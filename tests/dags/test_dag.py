@@ -48,12 +48,25 @@ def test_dag_file_imports_without_heavy_modules(tmp_path: Path) -> None:
             "timeouts": [dag.get_task(t).execution_timeout is not None for t in dag.task_ids],
         }}))
     """)
-    out = subprocess.run([sys.executable, "-c", code], env=_airflow_env(tmp_path), capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_airflow_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["heavy"] == []
     assert info["dag_id"] == "sanctions_watch" and info["catchup"] is False and info["doc"]
-    assert set(info["tasks"]) == {"ingest_feeds", "classify_articles", "record_alerts", "deliver_alerts", "check_health"}
+    assert set(info["tasks"]) == {
+        "ingest_feeds",
+        "classify_articles",
+        "record_alerts",
+        "deliver_alerts",
+        "check_health",
+    }
     assert "sanctions-watch" in info["tags"]
     assert max(info["retries"]) >= 3 and all(info["timeouts"])
 
@@ -65,7 +78,14 @@ def test_dagbag_has_no_import_errors(tmp_path: Path) -> None:
         bag = DagBag(dag_folder={str(ROOT / "dags")!r})
         print(json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}, "dags": sorted(bag.dag_ids)}}))
     """)
-    out = subprocess.run([sys.executable, "-c", code], env=_airflow_env(tmp_path), capture_output=True, text=True, timeout=180, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_airflow_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info == {"errors": {}, "dags": ["sanctions_watch"]}
@@ -73,7 +93,9 @@ def test_dagbag_has_no_import_errors(tmp_path: Path) -> None:
 
 @pytest.mark.airflow
 @pytest.mark.slow
-def test_dag_test_run_stores_articles_and_delivers_mail(tmp_path: Path, feed_server, mail_sink) -> None:
+def test_dag_test_run_stores_articles_and_delivers_mail(
+    tmp_path: Path, feed_server, mail_sink
+) -> None:
     config_dir = write_config(
         tmp_path / "config",
         database_url=f"sqlite:///{tmp_path / 'sw.db'}",
@@ -81,8 +103,14 @@ def test_dag_test_run_stores_articles_and_delivers_mail(tmp_path: Path, feed_ser
         smtp_port=mail_sink.port,
     )
     env = _airflow_env(tmp_path, config_dir)
-    migrate = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
-                             capture_output=True, text=True, timeout=300, check=False)
+    migrate = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     code = textwrap.dedent(f"""
         import importlib.util, json
@@ -93,7 +121,14 @@ def test_dag_test_run_stores_articles_and_delivers_mail(tmp_path: Path, feed_ser
         print("STATE=" + str(run.state))
     """)
     for attempt in (1, 2):
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600, check=False)
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert out.returncode == 0, out.stderr[-4000:]
         assert "STATE=success" in out.stdout, (out.stdout + out.stderr)[-4000:]
         if attempt == 1:
