@@ -29,6 +29,15 @@ def _config(args: argparse.Namespace) -> Any:
     return load_config(args.config)
 
 
+def _load_model(config: Any, version: str | None) -> Any:
+    """The named model version, or the active one (falling back to the previous if refused)."""
+    from pipeline.registry import load_active, load_version
+
+    if version:
+        return load_version(config.model_dir, version, embed_workers=config.embed_workers)
+    return load_active(config.model_dir, threshold=config.threshold, embed_workers=config.embed_workers)
+
+
 def _print_json(obj: Any, out: TextIO = sys.stdout) -> None:
     out.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
 
@@ -58,14 +67,8 @@ def cmd_score(
     """JSON lines in (id, title, summary, body, lang) → JSON lines out (id, score, flagged, ...)."""
     from pipeline.classifier import article_text
     from pipeline.regimes import load_regimes
-    from pipeline.registry import load_active, load_version
-
     config = _config(args)
-    model = (
-        load_version(config.model_dir, args.model)
-        if args.model
-        else load_active(config.model_dir, threshold=config.threshold)
-    )
+    model = _load_model(config, args.model)
     regimes = load_regimes(config.config_dir / "regimes.yaml")
     errors = 0
     batch: list[tuple[Any, str]] = []
@@ -163,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         candidates=args.candidates or None,
         folds=args.folds,
         repo_root=REPO,
+        embed_workers=args.embed_workers,
     )
     out = {
         "version": result.version,
@@ -182,12 +186,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.classifier import article_text
     from pipeline.corpus import load_items
     from pipeline.evaluate import evaluate_items, format_report
-    from pipeline.registry import load_active, load_version
-
     config = _config(args)
-    model = (
-        load_version(config.model_dir, args.model) if args.model else load_active(config.model_dir)
-    )
+    model = _load_model(config, args.model)
     items = load_items([Path(args.data)], require_labels=False)
     missing = [i["_source"] for i in items if i.get("label") not in (0, 1)]
     if missing:
@@ -209,6 +209,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         print(f"\nreport written to {args.report}")
     return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from pipeline.gate import check_gate, evaluate_frozen, load_baseline
+    config = _config(args)
+    model = _load_model(config, args.model)
+    report = evaluate_frozen(model, Path(args.test))
+    failures = check_gate(report, load_baseline(Path(args.baseline)))
+    o = report["overall"]
+    print(f"model {model.version} on the frozen test split: F1 {o['f1']} PR-AUC {o['pr_auc']} "
+          f"precision {o['precision']} recall {o['recall']}")
+    for failure in failures:
+        print(f"GATE FAILED: {failure}")
+    if not failures:
+        print("gate passed")
+    return 1 if failures else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -297,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", nargs="*")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--promote", action="store_true")
+    p.add_argument("--embed-workers", type=int, default=2, help="processes that compute embeddings")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a model on labelled JSON lines")
@@ -304,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--report", help="write the JSON report here")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("gate", help="the quality gate: frozen test split vs the pinned baseline")
+    p.add_argument("--model")
+    p.add_argument("--test", default=test_default)
+    p.add_argument("--baseline", default=str(REPO / "data" / "test" / "baseline.json"))
+    p.set_defaults(func=cmd_gate)
 
     p = sub.add_parser("models", help="the model registry")
     ms = p.add_subparsers(dest="models_command", required=True)

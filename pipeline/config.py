@@ -124,6 +124,7 @@ class Config:
     smtp: SmtpSettings
     alerts: AlertSettings
     operators: tuple[str, ...] = ()
+    embed_workers: int = 1
 
     @property
     def enabled_feeds(self) -> tuple[FeedConfig, ...]:
@@ -373,6 +374,7 @@ def load_config(
             "smtp",
             "alerts",
             "operators",
+            "embed_workers",
         }
     )
     base = Path(r.get("base_dir", str, str(cdir.parent)))
@@ -454,6 +456,7 @@ def load_config(
         smtp=smtp,
         alerts=alerts,
         operators=operators,
+        embed_workers=r.integer("embed_workers", 1, low=1, high=8),
     )
     log.debug("config loaded from %s: %d feeds", cdir, len(config.feeds))
     return config

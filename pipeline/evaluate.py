@@ -104,15 +104,16 @@ def format_report(report: dict[str, Any]) -> str:
         f"  actual-          {c['fp']:>10}  {c['tn']:>10}",
     ]
     for key in (k for k in report if k.startswith("by_")):
-        lines += [
-            "",
-            f"{key[3:]:<22} {'n':>5} {'pos':>5} {'prec':>6} {'recall':>6} {'F1':>6} {'PR-AUC':>7}",
-        ]
+        lines += ["", f"{key[3:]:<22} {'n':>5} {'pos':>5} {'FP':>4} {'FN':>4} {'prec':>6} {'recall':>6} {'F1':>6} {'PR-AUC':>7}"]
         for value, m in report[key].items():
-            rec = "-" if m["recall"] is None else f"{m['recall']:.3f}"
-            auc = "-" if m["pr_auc"] is None else f"{m['pr_auc']:.3f}"
+            def fmt(x: float | None, width: int, has: bool = True) -> str:
+                return f"{'-':>{width}}" if x is None or not has else f"{x:>{width}.3f}"
+
+            has_pos = m["positives"] > 0
+            c = m["confusion"]
             lines.append(
-                f"  {value[:20]:<20} {m['n']:>5} {m['positives']:>5} {m['precision']:>6.3f} {rec:>6} "
-                f"{m['f1']:>6.3f} {auc:>7}"
+                f"  {value[:20]:<20} {m['n']:>5} {m['positives']:>5} {c['fp']:>4} {c['fn']:>4} "
+                f"{fmt(m['precision'], 6, c['tp'] + c['fp'] > 0)} {fmt(m['recall'], 6, has_pos)} "
+                f"{fmt(m['f1'], 6, has_pos)} {fmt(m['pr_auc'], 7)}"
             )
     return "\n".join(lines)

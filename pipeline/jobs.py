@@ -60,7 +60,9 @@ class Runtime:
     @property
     def model(self) -> TextModel:
         if self._model is None:
-            self._model = load_active(self.config.model_dir, threshold=self.config.threshold)
+            self._model = load_active(
+                self.config.model_dir, threshold=self.config.threshold, embed_workers=self.config.embed_workers
+            )
         return self._model
 
     @cached_property
@@ -86,6 +88,8 @@ class Runtime:
         return match
 
     def close(self) -> None:
+        if self._model is not None and hasattr(self._model.embedder, "close"):
+            self._model.embedder.close()  # type: ignore[union-attr]
         self.engine.dispose()
 
 

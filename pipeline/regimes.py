@@ -33,36 +33,71 @@ class Regime:
 
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _RU_ENDINGS = "аяиыйеоуьюё"
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
-def _alias_pattern(alias: str) -> str:
-    if _NON_SPACED.search(alias):  # scripts without reliable word boundaries: substring match
-        return re.escape(alias)
+def _tokens(text: str) -> list[str]:
+    return _NON_WORD.sub(" ", text.casefold()).split()
+
+
+@dataclass(frozen=True, slots=True)
+class _Alias:
+    regime: str
+    words: tuple[str, ...]
+    stems: bool  # Cyrillic: each word matches by stem (Russian declension)
+
+    def matches(self, tokens: list[str], start: int) -> bool:
+        if start + len(self.words) > len(tokens):
+            return False
+        if self.stems:
+            return all(tokens[start + i].startswith(w) for i, w in enumerate(self.words))
+        return all(tokens[start + i] == w for i, w in enumerate(self.words))
+
+
+def _make_alias(regime: str, alias: str) -> _Alias | str:
+    """A word-sequence alias, or the plain string for scripts matched as substrings."""
+    if _NON_SPACED.search(alias):
+        return alias.casefold()
+    words = tuple(_tokens(alias))
     if _CYRILLIC.search(alias):
-        # Russian declines names (Ливия, Ливии, Ливией): match each word's stem plus any ending.
-        words = []
-        for word in alias.split():
-            stem = word.rstrip(_RU_ENDINGS)
-            words.append(re.escape(stem if len(stem) >= 3 else word) + r"\w*")
-        return r"(?<!\w)" + r"\s+".join(words)
-    return rf"(?<!\w){re.escape(alias)}(?!\w)"
+        words = tuple(
+            w.rstrip(_RU_ENDINGS) if len(w.rstrip(_RU_ENDINGS)) >= 3 else w for w in words
+        )
+        return _Alias(regime, words, stems=True)
+    return _Alias(regime, words, stems=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RegimeBook:
     regimes: Mapping[str, Regime]
-    _patterns: tuple[tuple[str, re.Pattern[str]], ...]
+    _by_first: Mapping[str, tuple[_Alias, ...]]
+    _substrings: tuple[tuple[str, str], ...]
 
     def get(self, key: str) -> Regime | None:
         return self.regimes.get(key)
 
     def detect(self, text: str) -> list[tuple[str, int]]:
-        """Regime keys mentioned in ``text`` with their mention counts, most mentioned first."""
+        """Regime keys mentioned in ``text`` with their mention counts, most mentioned first.
+
+        Aliases are matched on whole words (Latin scripts; Cyrillic by stem, for declension) or as
+        substrings (Arabic, CJK, Hangul). One pass over the words with a dictionary lookup per word.
+        """
+        if not text:
+            return []
         counts: Counter[str] = Counter()
-        for key, pattern in self._patterns:
-            n = len(pattern.findall(text))
+        tokens = _tokens(text)
+        for i, token in enumerate(tokens):
+            seen: set[str] = set()
+            for key in (token, token[:3]):
+                for alias in self._by_first.get(key, ()):
+                    if alias.regime not in seen and alias.matches(tokens, i):
+                        counts[alias.regime] += 1
+                        seen.add(alias.regime)
+        folded = text.casefold()
+        for regime, alias in self._substrings:
+            n = folded.count(alias)
             if n:
-                counts[key] += n
+                counts[regime] += n
         return counts.most_common()
 
 
@@ -89,18 +124,21 @@ def _build(data: Mapping[str, Any], source: str) -> RegimeBook:
             raise ConfigError(f"{source}: regimes.{key}: {type(err).__name__}: {err}") from err
         if not regimes[key].url.startswith("https://"):
             raise ConfigError(f"{source}: regimes.{key}.url: must be an https URL")
-    patterns = tuple(
-        (
-            r.key,
-            re.compile(
-                "|".join(_alias_pattern(a) for a in sorted(set(r.aliases), key=len, reverse=True)),
-                re.IGNORECASE,
-            ),
-        )
-        for r in regimes.values()
-        if r.aliases
+    by_first: dict[str, list[_Alias]] = {}
+    substrings: list[tuple[str, str]] = []
+    for r in regimes.values():
+        for raw in sorted(set(r.aliases)):
+            alias = _make_alias(r.key, raw)
+            if isinstance(alias, str):
+                substrings.append((r.key, alias))
+            elif alias.words:
+                first = alias.words[0][:3] if alias.stems else alias.words[0]
+                by_first.setdefault(first, []).append(alias)
+    return RegimeBook(
+        regimes=regimes,
+        _by_first={k: tuple(v) for k, v in by_first.items()},
+        _substrings=tuple(substrings),
     )
-    return RegimeBook(regimes=regimes, _patterns=patterns)
 
 
 @lru_cache(maxsize=8)

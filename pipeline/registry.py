@@ -202,7 +202,7 @@ def save_model(
     return final
 
 
-def load_version(model_dir: Path, version: str) -> TextModel:
+def load_version(model_dir: Path, version: str, *, embed_workers: int = 1) -> TextModel:
     """Load one version after verifying hash, library version, schema and types against metadata."""
     import sklearn
     import skops.io as sio
@@ -245,18 +245,43 @@ def load_version(model_dir: Path, version: str) -> TextModel:
     calibration = meta.get("calibration") or {}
     if not isinstance(threshold, int | float) or not 0 < threshold < 1:
         raise ModelError(f"model {version}: metadata threshold {threshold!r} is not in (0, 1)")
-    if not hasattr(estimator, "decision_function"):
-        raise ModelError(f"model {version}: the estimator has no decision_function")
+    kind = meta.get("kind", "tfidf")
+    parts = estimator if isinstance(estimator, dict) else {"tfidf": estimator}
+    expected = {
+        "tfidf": {"tfidf"},
+        "embedding": {"embedding_head"},
+        "fusion": {"tfidf", "embedding_head"},
+    }
+    if kind not in expected or set(parts) != expected[kind]:
+        raise ModelError(
+            f"model {version}: kind {kind!r} does not match the stored parts {sorted(parts)}"
+        )
+    if not all(hasattr(part, "decision_function") for part in parts.values()):
+        raise ModelError(f"model {version}: a stored part has no decision_function")
+    embedder = None
+    if "embedding_head" in parts:
+        from pipeline.embed import Embedder, embedder_version
+
+        installed = embedder_version()
+        if meta.get("embedder") != installed:
+            raise ModelError(
+                f"model {version}: trained with embeddings {meta.get('embedder')!r}, "
+                f"this installation has {installed!r}"
+            )
+        embedder = Embedder(workers=embed_workers)
     return TextModel(
         estimator=estimator,
         version=version,
         threshold=float(threshold),
         calibration={k: float(v) for k, v in calibration.items()},
         metadata=meta,
+        embedder=embedder,
     )
 
 
-def load_active(model_dir: Path, *, threshold: float | None = None) -> TextModel:
+def load_active(
+    model_dir: Path, *, threshold: float | None = None, embed_workers: int = 1
+) -> TextModel:
     """The active model; if it is refused, the most recent previously active version that loads."""
     registry = _read_registry(model_dir)
     candidates: list[str] = []
@@ -273,7 +298,7 @@ def load_active(model_dir: Path, *, threshold: float | None = None) -> TextModel
     errors: list[str] = []
     for version in candidates:
         try:
-            model = load_version(model_dir, version)
+            model = load_version(model_dir, version, embed_workers=embed_workers)
         except ModelError as err:
             log.error("refusing model: %s", err)
             errors.append(str(err))

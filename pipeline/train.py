@@ -25,7 +25,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.classifier import FEATURE_SCHEMA, TextModel, article_text, platt_fit
 from pipeline.corpus import data_hash
-from pipeline.evaluate import best_f1_threshold, binary_metrics, evaluate_items
+from pipeline.evaluate import best_f1_threshold, evaluate_items
 from pipeline.registry import save_model
 
 __all__ = ["CANDIDATES", "TrainResult", "cross_validate", "item_text", "train_model"]
@@ -70,7 +70,7 @@ def _char() -> Pipeline:
                 "hash",
                 HashingVectorizer(
                     analyzer="char_wb",
-                    ngram_range=(2, 5),
+                    ngram_range=(3, 5),
                     n_features=CHAR_FEATURES,
                     alternate_sign=False,
                     norm=None,
@@ -90,41 +90,82 @@ def _pipeline(blocks: list[tuple[str, Any]], c: float) -> Pipeline:
     return Pipeline([("features", FeatureUnion(blocks)), ("clf", _lr(c))])
 
 
-# name -> (description, builder). Every builder returns an unfitted estimator with decision_function.
-CANDIDATES: dict[str, tuple[str, Callable[[], Any]]] = {
-    "tfidf-word-lr": (
+def _head() -> LogisticRegression:
+    return LogisticRegression(C=3.0, class_weight="balanced", max_iter=5000)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    kind: str  # tfidf | embedding | fusion
+    description: str
+    tfidf: Callable[[], Any] | None = None  # text -> margin estimator
+    head: Callable[[], Any] | None = None  # embedding -> margin estimator
+
+
+_WORD_CHAR = lambda: _pipeline([("word", _word()), ("char", _char())], 8.0)  # noqa: E731
+
+CANDIDATES: dict[str, Candidate] = {
+    "tfidf-word-lr": Candidate(
+        "tfidf",
         "TF-IDF word 1-2 grams, logistic regression",
-        lambda: _pipeline([("word", _word())], 8.0),
+        tfidf=lambda: _pipeline([("word", _word())], 8.0),
     ),
-    "tfidf-char-lr": (
-        "TF-IDF char_wb 2-5 grams, logistic regression",
-        lambda: _pipeline([("char", _char())], 8.0),
+    "tfidf-char-lr": Candidate(
+        "tfidf",
+        "TF-IDF char_wb 3-5 grams, logistic regression",
+        tfidf=lambda: _pipeline([("char", _char())], 8.0),
     ),
-    "tfidf-word-char-lr": (
-        "TF-IDF word 1-2 + char_wb 2-5 grams, logistic regression",
-        lambda: _pipeline([("word", _word()), ("char", _char())], 8.0),
+    "tfidf-word-char-lr": Candidate(
+        "tfidf", "TF-IDF word 1-2 + char_wb 3-5 grams, logistic regression", tfidf=_WORD_CHAR
+    ),
+    "embedding-lr": Candidate(
+        "embedding", "multilingual sentence embeddings (USE-m v3), logistic regression", head=_head
+    ),
+    "fusion-tfidf-embedding": Candidate(
+        "fusion",
+        "TF-IDF word+char logistic regression and multilingual-embedding logistic regression, "
+        "margins stacked by a logistic regression fitted on grouped out-of-fold margins",
+        tfidf=_WORD_CHAR,
+        head=_head,
     ),
 }
 
 
+def grouped_folds(
+    labels: np.ndarray, groups: Sequence[str], folds: int, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified K-fold splits that never put two items of one event on both sides."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels, groups))
+
+
 def cross_validate(
     build: Callable[[], Any],
-    texts: Sequence[str],
+    inputs: Any,
     labels: np.ndarray,
-    groups: Sequence[str],
-    *,
-    folds: int = 5,
-    seed: int = 0,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
 ) -> np.ndarray:
-    """Out-of-fold decision margins under grouped, stratified K-fold."""
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    margins = np.zeros(len(texts))
-    text_arr = np.asarray(texts, dtype=object)
-    for train_idx, test_idx in splitter.split(text_arr, labels, groups):
+    """Out-of-fold decision margins of ``build()`` over ``inputs`` (texts or embedding rows)."""
+    margins = np.zeros(len(labels))
+    as_texts = isinstance(inputs, list)
+    for train_idx, test_idx in splits:
         est = build()
-        est.fit(list(text_arr[train_idx]), labels[train_idx])
-        margins[test_idx] = est.decision_function(list(text_arr[test_idx]))
+        x_train = [inputs[i] for i in train_idx] if as_texts else inputs[train_idx]
+        x_test = [inputs[i] for i in test_idx] if as_texts else inputs[test_idx]
+        est.fit(x_train, labels[train_idx])
+        margins[test_idx] = est.decision_function(x_test)
     return margins
+
+
+def _stack_oof(
+    parts: np.ndarray, labels: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Out-of-fold fused margins: for each fold, a stacker fitted on the other folds' OOF margins."""
+    fused = np.zeros(len(labels))
+    for train_idx, test_idx in splits:
+        stacker = LogisticRegression(max_iter=1000).fit(parts[train_idx], labels[train_idx])
+        fused[test_idx] = stacker.decision_function(parts[test_idx])
+    return fused
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +237,7 @@ def train_model(
     candidates: Sequence[str] | None = None,
     folds: int = 5,
     repo_root: Path | None = None,
+    embed_workers: int = 2,
 ) -> TrainResult:
     """Compare candidates by grouped CV, calibrate and threshold the best, refit, save a new version."""
     names = list(candidates or CANDIDATES)
@@ -206,55 +248,123 @@ def train_model(
     labels = np.asarray([int(i["label"]) for i in train])
     per_class = np.bincount(labels, minlength=2)
     if per_class.min() < folds:
-        raise ValueError(f"training needs at least {folds} items of each label, got {per_class.tolist()}")
-    groups = [str(i["event_id"]) for i in train]
+        raise ValueError(
+            f"training needs at least {folds} items of each label, got {per_class.tolist()}"
+        )
+    splits = grouped_folds(labels, [str(i["event_id"]) for i in train], folds)
+    needs_embeddings = any(CANDIDATES[n].head is not None for n in names)
+    embedder = None
+    vectors = test_vectors = None
+    if needs_embeddings:
+        from pipeline.embed import Embedder, embedder_version
+
+        embedder = Embedder(workers=embed_workers)
+        vectors = embedder(texts)
+        if test:
+            test_vectors = embedder([item_text(i) for i in test])
+        embedder.close()
+
+    oof_parts: dict[str, np.ndarray] = {}  # cache: one CV per distinct part
+
+    def part_oof(key: str, build: Callable[[], Any], inputs: Any) -> np.ndarray:
+        if key not in oof_parts:
+            oof_parts[key] = cross_validate(build, inputs, labels, splits)
+        return oof_parts[key]
+
     comparison: dict[str, Any] = {}
     oof: dict[str, np.ndarray] = {}
     for name in names:
-        margins = cross_validate(CANDIDATES[name][1], texts, labels, groups, folds=folds)
+        cand = CANDIDATES[name]
+        if cand.kind == "tfidf":
+            margins = part_oof(f"tfidf:{name}", cand.tfidf, texts)  # type: ignore[arg-type]
+        elif cand.kind == "embedding":
+            margins = part_oof("head", cand.head, vectors)  # type: ignore[arg-type]
+        else:
+            stacked = np.c_[
+                part_oof("tfidf:tfidf-word-char-lr", cand.tfidf, texts),  # type: ignore[arg-type]
+                part_oof("head", cand.head, vectors),  # type: ignore[arg-type]
+            ]
+            margins = _stack_oof(stacked, labels, splits)
         cal = platt_fit(margins, labels)
         probs = 1 / (1 + np.exp(-(cal["a"] * margins + cal["b"])))
         thr, f1 = best_f1_threshold(labels, probs)
-        m = binary_metrics(labels, probs, thr)
+        report = evaluate_items(train, probs.tolist(), thr, slices=("regime", "lang", "kind"))
+        m = report["overall"]
         comparison[name] = {
+            "kind": cand.kind,
             "pr_auc": m["pr_auc"],
             "f1_at_best": round(f1, 4),
             "threshold": round(thr, 4),
             "precision_at_recall_0.9": m["precision_at_recall_0.9"],
             "roc_auc": m["roc_auc"],
+            "by_lang": {
+                k: {"f1": v["f1"], "pr_auc": v["pr_auc"], "n": v["n"]}
+                for k, v in report["by_lang"].items()
+            },
+            "by_regime": {
+                k: {"f1": v["f1"], "pr_auc": v["pr_auc"], "n": v["n"]}
+                for k, v in report["by_regime"].items()
+            },
+            "by_kind": {
+                k: {"recall": v["recall"], "fp": v["confusion"]["fp"], "n": v["n"]}
+                for k, v in report["by_kind"].items()
+            },
         }
         oof[name] = margins
-        log.info("candidate %s: %s", name, comparison[name])
+        log.info("candidate %s: PR-AUC %s, F1 %.4f", name, m["pr_auc"], f1)
     chosen = max(names, key=lambda n: (comparison[n]["pr_auc"], comparison[n]["f1_at_best"]))
+    cand = CANDIDATES[chosen]
     calibration = platt_fit(oof[chosen], labels)
     threshold = float(comparison[chosen]["threshold"])
-    estimator = CANDIDATES[chosen][1]()
-    estimator.fit(texts, labels)
-    model = TextModel(estimator, "unsaved", threshold, calibration)
+    meta: dict[str, Any] = {"kind": cand.kind}
+    parts: dict[str, Any] = {}
+    if cand.tfidf is not None:
+        parts["tfidf"] = cand.tfidf()
+        parts["tfidf"].fit(texts, labels)
+    if cand.head is not None:
+        parts["embedding_head"] = cand.head()
+        parts["embedding_head"].fit(vectors, labels)
+        meta["embedder"] = embedder_version()
+    if cand.kind == "fusion":
+        stacked = np.c_[oof_parts["tfidf:tfidf-word-char-lr"], oof_parts["head"]]
+        stacker = LogisticRegression(max_iter=1000).fit(stacked, labels)
+        meta["fusion"] = {
+            "w_tfidf": float(stacker.coef_[0][0]),
+            "w_embedding": float(stacker.coef_[0][1]),
+            "bias": float(stacker.intercept_[0]),
+        }
+    estimator: Any = parts["tfidf"] if cand.kind == "tfidf" else parts
+    model = TextModel(estimator, "unsaved", threshold, calibration, meta)
     test_report = None
     if test:
-        probs = model.predict_proba([item_text(i) for i in test]).tolist()
-        test_report = evaluate_items(test, probs, threshold)
+        test_texts = [item_text(i) for i in test]
+        if test_vectors is not None:
+            cached = dict(zip(test_texts, test_vectors, strict=True))
+            model.embedder = lambda batch: np.vstack([cached[t] for t in batch])
+        probs_test = model.predict_proba(test_texts).tolist()
+        test_report = evaluate_items(test, probs_test, threshold)
     dhash = data_hash(train)
     version = f"{now:%Y%m%d-%H%M%S}-{chosen.replace('-', '')[:12]}-{dhash[:6]}"
-    meta: dict[str, Any] = {
-        "created_at": now.isoformat(),
-        "candidate": chosen,
-        "description": CANDIDATES[chosen][0],
-        "threshold": threshold,
-        "calibration": calibration,
-        "cross_validation": comparison,
-        "folds": folds,
-        "test_metrics": test_report,
-        "training_data": {
-            "sha256": dhash,
-            "n_items": len(train),
-            "n_positive": int(labels.sum()),
-            "test_sha256": data_hash(test) if test else None,
-        },
-        "git_commit": _git_commit(repo_root) if repo_root else None,
-        "python": platform.python_version(),
-    }
+    meta.update(
+        {
+            "created_at": now.isoformat(),
+            "candidate": chosen,
+            "description": cand.description,
+            "threshold": threshold,
+            "calibration": calibration,
+            "cross_validation": comparison,
+            "folds": folds,
+            "test_metrics": test_report,
+            "training_data": {
+                "sha256": dhash,
+                "n_items": len(train),
+                "n_positive": int(labels.sum()),
+                "test_sha256": data_hash(test) if test else None,
+            },
+            "git_commit": _git_commit(repo_root) if repo_root else None,
+            "python": platform.python_version(),
+        }
+    )
     card = _card({**meta, "version": version, "sklearn_version": _sklearn_version()})
     path = save_model(model_dir, version, estimator, meta, card)
     return TrainResult(version, path, chosen, comparison, threshold, test_report)

@@ -1,0 +1,176 @@
+"""Scoring throughput and peak memory of a model, end to end, on 2 cores.
+
+End to end means what `sanctions-watch score` does per item: build the model text from title, summary
+and body, score it (calibrated probability), and for flagged items compute the evidence (sentences,
+terms, regimes); plus JSON encoding of the result line. Items are the labelled corpus and the
+independent hold-out set, repeated to --items.
+
+    .venv/bin/python bench/score_throughput.py [--items 5000] [--model VERSION] [--out bench/results/x.json]
+
+Run it on an otherwise idle machine. It pins BLAS/OpenMP to 2 threads (the target machine's cores).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
+os.environ.setdefault("MKL_NUM_THREADS", "2")
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.classifier import article_text  # noqa: E402
+from pipeline.corpus import load_items  # noqa: E402
+from pipeline.regimes import load_regimes  # noqa: E402
+from pipeline.registry import load_active, load_version  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TotalRss:
+    """Samples the resident memory of this process plus its children (embedding workers)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+
+        import psutil
+
+        self.proc = psutil.Process()
+        self.peak = 0.0
+        self.interval = interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.is_set():
+            try:
+                total = self.proc.memory_info().rss + sum(
+                    c.memory_info().rss for c in self.proc.children(recursive=True)
+                )
+            except psutil.Error:
+                total = 0
+            self.peak = max(self.peak, total / 2**20)
+            self.stop.wait(self.interval)
+
+    def __enter__(self) -> TotalRss:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--model")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--embed-workers", type=int, default=2, help="embedding processes (embedding models)"
+    )
+    args = parser.parse_args()
+
+    rss_start = peak_rss_mb()
+    sampler = TotalRss().__enter__()
+    t0 = time.perf_counter()
+    model_dir = ROOT / "models"
+    if args.model:
+        model = load_version(model_dir, args.model, embed_workers=args.embed_workers)
+    else:
+        model = load_active(model_dir, embed_workers=args.embed_workers)
+    regimes = load_regimes(ROOT / "config" / "regimes.yaml")
+    load_seconds = time.perf_counter() - t0
+    sources = [ROOT / "data" / "corpus"]
+    if (ROOT / "data" / "holdout").exists():
+        sources.append(ROOT / "data" / "holdout")
+    base = load_items(sources)
+    items = [base[i % len(base)] for i in range(args.items)]
+
+    # Warm-up (first-call allocations), not timed.
+    model.score(
+        [article_text(i["title"], i["summary"], i.get("body")) for i in items[:64]], regimes=regimes
+    )
+
+    t1 = time.perf_counter()
+    flagged = 0
+    out_bytes = 0
+    for start in range(0, len(items), args.batch):
+        chunk = items[start : start + args.batch]
+        texts = [article_text(i["title"], i["summary"], i.get("body")) for i in chunk]
+        for item, s in zip(chunk, model.score(texts, regimes=regimes), strict=True):
+            flagged += s.flagged
+            out_bytes += len(
+                json.dumps(
+                    {
+                        "id": item["id"],
+                        "score": s.score,
+                        "flagged": s.flagged,
+                        "regimes": list(s.evidence.regimes),
+                        "evidence": {
+                            "sentences": list(s.evidence.sentences),
+                            "terms": list(s.evidence.terms),
+                        },
+                    }
+                )
+            )
+    end_to_end = time.perf_counter() - t1
+
+    texts = [article_text(i["title"], i["summary"], i.get("body")) for i in items]
+    t2 = time.perf_counter()
+    for start in range(0, len(texts), args.batch):
+        model.predict_proba(texts[start : start + args.batch])
+    score_only = time.perf_counter() - t2
+
+    result = {
+        "model_version": model.version,
+        "candidate": model.metadata.get("candidate"),
+        "items": len(items),
+        "flagged": flagged,
+        "end_to_end_items_per_second": round(len(items) / end_to_end, 1),
+        "score_only_items_per_second": round(len(items) / score_only, 1),
+        "model_load_seconds": round(load_seconds, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_children_mb": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
+        "embed_workers": args.embed_workers if model.embedder is not None else 0,
+        "rss_before_load_mb": round(rss_start, 1),
+        "threads": os.environ["OMP_NUM_THREADS"],
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    sampler.__exit__()
+    result["peak_total_rss_mb_incl_workers"] = round(sampler.peak, 1)
+    if model.embedder is not None and hasattr(model.embedder, "close"):
+        model.embedder.close()
+        result["peak_rss_children_mb"] = round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        )
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
