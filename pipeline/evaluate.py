@@ -60,6 +60,8 @@ def binary_metrics(
         "roc_auc": round(float(roc_auc_score(y, p)), 4) if both else None,
         "precision_at_recall_0.9": round(precision_at_recall(y, p), 4) if both else None,
         "accuracy": round((tp + tn) / len(y), 4) if len(y) else None,
+        # Calibration: the mean squared error of the probabilities (lower is better).
+        "brier": round(float(np.mean((p - y) ** 2)), 4) if len(y) else None,
         "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
     }
 
@@ -97,7 +99,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"threshold {report['threshold']:.3f}   items {o['n']}   positives {o['positives']}",
         f"precision {o['precision']:.3f}   recall {o['recall']}   F1 {o['f1']:.3f}   PR-AUC {o['pr_auc']}"
-        f"   P@R0.9 {o['precision_at_recall_0.9']}",
+        f"   P@R0.9 {o['precision_at_recall_0.9']}   Brier {o['brier']}",
         "",
         "confusion          predicted+  predicted-",
         f"  actual+          {c['tp']:>10}  {c['fn']:>10}",
