@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -35,7 +36,15 @@ def _load_model(config: Any, version: str | None) -> Any:
 
     if version:
         return load_version(config.model_dir, version, embed_workers=config.embed_workers)
-    return load_active(config.model_dir, threshold=config.threshold, embed_workers=config.embed_workers)
+    return load_active(
+        config.model_dir, threshold=config.threshold, embed_workers=config.embed_workers
+    )
+
+
+def _close_model(model: Any) -> None:
+    """Stop the embedding worker processes, if the model has any."""
+    if hasattr(model.embedder, "close"):
+        model.embedder.close()
 
 
 def _print_json(obj: Any, out: TextIO = sys.stdout) -> None:
@@ -67,7 +76,10 @@ def cmd_score(
     """JSON lines in (id, title, summary, body, lang) → JSON lines out (id, score, flagged, ...)."""
     from pipeline.classifier import article_text
     from pipeline.regimes import load_regimes
+
     config = _config(args)
+    if args.embed_workers:
+        config = dataclasses.replace(config, embed_workers=args.embed_workers)
     model = _load_model(config, args.model)
     regimes = load_regimes(config.config_dir / "regimes.yaml")
     errors = 0
@@ -122,6 +134,7 @@ def cmd_score(
         if len(batch) >= 256:
             flush()
     flush()
+    _close_model(model)
     return 1 if errors else 0
 
 
@@ -186,6 +199,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.classifier import article_text
     from pipeline.corpus import load_items
     from pipeline.evaluate import evaluate_items, format_report
+
     config = _config(args)
     model = _load_model(config, args.model)
     items = load_items([Path(args.data)], require_labels=False)
@@ -213,13 +227,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from pipeline.gate import check_gate, evaluate_frozen, load_baseline
+
     config = _config(args)
     model = _load_model(config, args.model)
     report = evaluate_frozen(model, Path(args.test))
     failures = check_gate(report, load_baseline(Path(args.baseline)))
     o = report["overall"]
-    print(f"model {model.version} on the frozen test split: F1 {o['f1']} PR-AUC {o['pr_auc']} "
-          f"precision {o['precision']} recall {o['recall']}")
+    print(
+        f"model {model.version} on the frozen test split: F1 {o['f1']} PR-AUC {o['pr_auc']} "
+        f"precision {o['precision']} recall {o['recall']}"
+    )
     for failure in failures:
         print(f"GATE FAILED: {failure}")
     if not failures:
@@ -295,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score JSON lines from stdin")
     p.add_argument("--model", help="a model version (default: the active one)")
+    p.add_argument(
+        "--embed-workers", type=int, help="embedding processes (default: settings embed_workers)"
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("db", help="database schema")

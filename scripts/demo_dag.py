@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,21 +22,33 @@ def load_dag():
     return module.sanctions_watch()
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.WARNING)
-    sys.path.insert(0, str(ROOT))
-    dag = load_dag()
-    dag_run = dag.test()
+def _summary() -> dict:
     from pipeline.config import load_config
     from pipeline.jobs import Runtime, database_summary
 
     rt = Runtime.open(load_config())
     try:
-        summary = database_summary(rt)
+        return database_summary(rt)
     finally:
         rt.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    sys.path.insert(0, str(ROOT))
+    before = _summary()
+    dag = load_dag()
+    dag_run = dag.test()
+    summary = _summary()
+    sent_before = before["deliveries"].get("sent", 0)
+    summary["sent_this_run"] = summary["deliveries"].get("sent", 0) - sent_before
+    summary["articles_new_this_run"] = summary["articles"] - before["articles"]
     summary["dag_run_state"] = str(getattr(dag_run, "state", "unknown"))
-    print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    out = os.environ.get("DEMO_SUMMARY")
+    text = json.dumps(summary, indent=2, ensure_ascii=False, default=str)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0 if summary["dag_run_state"].endswith("success") else 1
 
 
