@@ -12,6 +12,7 @@ Every problem is raised as :class:`ConfigError` naming the file, the key and the
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.netguard import AllowList, blocked_reason, is_ip_literal, normalize_host
 
 __all__ = [
     "AlertSettings",
@@ -92,6 +94,11 @@ class AlertSettings:
     pending_alarm_hours: float = 6.0
     feedback_address: str | None = None
     batch_size: int = 200
+    # Stories (pipeline/stories.py; measured in docs/alerts.md with bench/story_threshold.py).
+    story_threshold: float = 0.40
+    story_window_hours: float = 72.0
+    # Webhook POSTs: connect/read timeout and the total deadline of one attempt, in seconds.
+    webhook_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,9 @@ class Subscription:
     sources: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
     digest_hour_utc: int = 7
+    # Webhook payload: auto (by the URL's host: Slack or Microsoft Teams, else Slack-compatible),
+    # slack, teams (an Adaptive Card, as Teams Workflows webhooks expect) or json (our own fields).
+    format: Literal["auto", "slack", "teams", "json"] = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +229,16 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Overlay ``SANCTIONS_WATCH_KEY`` / ``SANCTIONS_WATCH_SECTION__KEY`` onto the settings mapping."""
-    skip = {"CONFIG", "SMTP_PASSWORD", "REQUIRE_POSTGRES", "TEST_POSTGRES_URL"}
+    # Not settings: the config folder, the secret, test switches and the crash point (faults.py).
+    skip = {"CONFIG", "SMTP_PASSWORD", "REQUIRE_POSTGRES", "TEST_POSTGRES_URL", "CRASH_AT"}
     merged: dict[str, Any] = {
         k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()
     }
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name[len(ENV_PREFIX) :] in skip:
             continue
+        if name[len(ENV_PREFIX) :].startswith("WEBHOOK_"):
+            continue  # webhook URLs referenced from subscriptions.yaml, not settings
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         value: Any = yaml.safe_load(raw) if raw.strip() else None
         if len(parts) == 1:
@@ -291,7 +304,51 @@ def _load_feeds(path: Path) -> tuple[FeedConfig, ...]:
     return tuple(feeds)
 
 
-def _load_subscriptions(path: Path) -> tuple[Subscription, ...]:
+WEBHOOK_FORMATS = ("auto", "slack", "teams", "json")
+_LANG_RE = re.compile(r"^[a-z]{2,3}$")
+
+
+def _check_webhook(reader: _Reader, url: str, allow_hosts: tuple[str, ...]) -> str:
+    """A webhook URL: https, or http for an allow-listed host; never a refused IP literal."""
+    _check_url(reader, "recipients", url)
+    parts = urlsplit(url)
+    host = normalize_host(parts.hostname or "")
+    allow = AllowList.from_entries(allow_hosts)
+    listed = allow.allows_host(host) or (
+        is_ip_literal(host) and allow.allows_address(ipaddress.ip_address(host))
+    )
+    if parts.scheme != "https" and not listed:
+        raise reader.fail(
+            "recipients",
+            f"webhook {parts.scheme}://{host}/… must use https (http only for hosts in "
+            "fetch.allow_hosts)",
+        )
+    if parts.username or parts.password:
+        raise reader.fail("recipients", f"webhook https://{host}/… must not embed credentials")
+    if is_ip_literal(host) and not listed:
+        reason = blocked_reason(host)
+        if reason is not None:
+            raise reader.fail(
+                "recipients",
+                f"webhook host {host} is a {reason} (allow-list it in fetch.allow_hosts)",
+            )
+    return url
+
+
+def _load_subscriptions(
+    path: Path,
+    *,
+    feed_ids: frozenset[str] | None = None,
+    regime_keys: frozenset[str] | None = None,
+    allow_hosts: tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Subscription, ...]:
+    """Read and validate subscriptions; unknown regimes or feed ids are refused when known.
+
+    A webhook recipient may be written ``${SANCTIONS_WATCH_WEBHOOK_<NAME>}``: the URL (a secret: Slack and Teams
+    put the token in it) is then read from that environment variable.
+    """
+    env = os.environ if environ is None else environ
     if not path.exists():
         return ()
     root = _Reader(path, _read_yaml(path))
@@ -315,6 +372,7 @@ def _load_subscriptions(path: Path) -> tuple[Subscription, ...]:
                 "sources",
                 "languages",
                 "digest_hour_utc",
+                "format",
                 "note",
             }
         )
@@ -324,29 +382,74 @@ def _load_subscriptions(path: Path) -> tuple[Subscription, ...]:
         seen.add(sub_id)
         channel = r.choice("channel", ("email", "webhook"), "email")
         recipients = r.strings("recipients")
+        if channel == "webhook":
+            recipients = tuple(_from_env(r, x, env) for x in recipients)
         if not recipients:
             raise r.fail("recipients", "must list at least one recipient")
+        if len({x.lower() for x in recipients}) != len(recipients):
+            raise r.fail("recipients", "lists the same recipient twice")
         for rcpt in recipients:
             if channel == "email" and not _EMAIL_RE.match(rcpt):
                 raise r.fail("recipients", f"{rcpt!r} is not an email address")
             if channel == "webhook":
-                _check_url(r, "recipients", rcpt)
+                _check_webhook(r, rcpt, allow_hosts)
+        fmt = r.choice("format", WEBHOOK_FORMATS, "auto")
+        if channel != "webhook" and "format" in item:
+            raise r.fail("format", "applies to webhook subscriptions only")
+        regimes = r.strings("regimes")
+        unknown = [x for x in regimes if regime_keys is not None and x not in regime_keys]
+        if unknown:
+            raise r.fail(
+                "regimes",
+                f"unknown regime {unknown[0]!r} (known: {', '.join(sorted(regime_keys or ()))})",
+            )
+        sources = r.strings("sources")
+        unknown = [x for x in sources if feed_ids is not None and x not in feed_ids]
+        if unknown:
+            raise r.fail("sources", f"unknown feed id {unknown[0]!r} (not in the feeds file)")
+        languages = tuple(x.lower() for x in r.strings("languages"))
+        bad = [x for x in languages if not _LANG_RE.match(x)]
+        if bad:
+            raise r.fail("languages", f"{bad[0]!r} is not an ISO 639 language code such as 'en'")
         subs.append(
             Subscription(
                 id=sub_id,
                 recipients=recipients,
                 channel=channel,  # type: ignore[arg-type]
                 mode=r.choice("mode", ("immediate", "digest"), "immediate"),  # type: ignore[arg-type]
-                regimes=r.strings("regimes"),
+                regimes=regimes,
                 min_severity=r.choice("min_severity", SEVERITIES, "low"),
                 min_score=r.number("min_score", 0.0, low=0.0, high=1.0),
                 keywords=tuple(k.lower() for k in r.strings("keywords")),
-                sources=r.strings("sources"),
-                languages=r.strings("languages"),
+                sources=sources,
+                languages=languages,
                 digest_hour_utc=r.integer("digest_hour_utc", 7, low=0, high=23),
+                format=fmt,  # type: ignore[arg-type]
             )
         )
     return tuple(subs)
+
+
+_ENV_REF = re.compile(r"^\$\{(SANCTIONS_WATCH_WEBHOOK_[A-Z0-9_]+)\}$")
+
+
+def _from_env(reader: _Reader, value: str, env: Mapping[str, str]) -> str:
+    m = _ENV_REF.match(value)
+    if m is None:
+        return value
+    resolved = env.get(m.group(1), "").strip()
+    if not resolved:
+        raise reader.fail("recipients", f"environment variable {m.group(1)} is not set")
+    return resolved
+
+
+def _regime_keys(path: Path) -> frozenset[str] | None:
+    """The regime keys of ``regimes.yaml`` (None when the file is absent: nothing to check)."""
+    if not path.exists():
+        return None
+    data = _read_yaml(path)
+    regimes = data.get("regimes")
+    return frozenset(str(k) for k in regimes) if isinstance(regimes, Mapping) else None
 
 
 def load_config(
@@ -374,7 +477,6 @@ def load_config(
             "smtp",
             "alerts",
             "operators",
-            "embed_workers",
         }
     )
     base = Path(r.get("base_dir", str, str(cdir.parent)))
@@ -434,6 +536,9 @@ def load_config(
         pending_alarm_hours=a.number("pending_alarm_hours", 6.0, low=0.0, high=24 * 30.0),
         feedback_address=a.get("feedback_address", str),
         batch_size=a.integer("batch_size", 200, low=1, high=100_000),
+        story_threshold=a.number("story_threshold", 0.40, low=0.05, high=1.0),
+        story_window_hours=a.number("story_window_hours", 72.0, low=1.0, high=24 * 30.0),
+        webhook_timeout=a.number("webhook_timeout", 10.0, low=1.0, high=120.0),
     )
 
     operators = r.strings("operators")
@@ -442,6 +547,14 @@ def load_config(
             raise r.fail("operators", f"{op!r} is not an email address")
 
     feeds_file = r.get("feeds_file", str, "feeds.yaml")
+    feeds = _load_feeds(cdir / feeds_file)
+    subscriptions = _load_subscriptions(
+        cdir / "subscriptions.yaml",
+        feed_ids=frozenset(f.id for f in feeds),
+        regime_keys=_regime_keys(cdir / "regimes.yaml"),
+        allow_hosts=fetch.allow_hosts,
+        environ=env,
+    )
     config = Config(
         config_dir=cdir,
         base_dir=base,
@@ -450,8 +563,8 @@ def load_config(
         outbox_dir=path_of("outbox_dir", "var/outbox") or base / "var/outbox",
         designations_path=path_of("designations_path", None),
         threshold=threshold,
-        feeds=_load_feeds(cdir / feeds_file),
-        subscriptions=_load_subscriptions(cdir / "subscriptions.yaml"),
+        feeds=feeds,
+        subscriptions=subscriptions,
         fetch=fetch,
         smtp=smtp,
         alerts=alerts,

@@ -19,22 +19,31 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.alerts import record as _record_alerts
 from pipeline.classifier import TextModel, article_text
 from pipeline.config import Config, FeedConfig
 from pipeline.db import make_engine, make_sessionmaker, upgrade_database
+from pipeline.digest import compose_digests
 from pipeline.errors import FeedError
 from pipeline.fetch import FetchPolicy, FetchResult, HTTPStatusError, fetch_feed
 from pipeline.mail import MailSender, SmtpSender
 from pipeline.netguard import redact_url
-from pipeline.outbox import DeliveryReport, deliver_pending, record_notice
-from pipeline.outbox import record_alerts as _record_alerts
+from pipeline.outbox import (
+    DeliveryReport,
+    deliver_pending,
+    display_recipient,
+    record_notice,
+    send_notices,
+)
 from pipeline.parse import ParsedFeed, parse_feed
 from pipeline.regimes import RegimeBook, load_regimes
 from pipeline.registry import load_active
-from pipeline.schema import Article, Classification, Delivery, Feed
+from pipeline.schema import Article, Classification, Delivery, Digest, Feed, FetchLog, Story
 from pipeline.store import articles_to_classify, record_fetch, sync_feeds, upsert_entries
+from pipeline.webhook import WebhookPolicy, WebhookSender
 
 __all__ = ["Runtime", "check_health", "classify", "deliver", "ingest", "record_alerts", "run_once"]
 
@@ -61,7 +70,9 @@ class Runtime:
     def model(self) -> TextModel:
         if self._model is None:
             self._model = load_active(
-                self.config.model_dir, threshold=self.config.threshold, embed_workers=self.config.embed_workers
+                self.config.model_dir,
+                threshold=self.config.threshold,
+                embed_workers=self.config.embed_workers,
             )
         return self._model
 
@@ -148,7 +159,32 @@ def _fetch_and_parse(
         out.error, out.http_status, out.retry_after = str(err), err.http_status, err.retry_after
     except FeedError as err:
         out.error = str(err)
+        if out.result is not None and out.result.truncated:
+            out.error = f"body cut at {policy.max_bytes} bytes; {out.error}"
     return out
+
+
+# A server's Retry-After is honoured up to this long: a hostile or broken value (an HTTP-date in
+# the year 9999, fifteen digits of seconds) must neither overflow the clock nor silence a feed.
+MAX_RETRY_AFTER = timedelta(hours=24)
+
+
+def _retry_at(feed_id: str, now: datetime, seconds: float | None) -> datetime | None:
+    if not seconds or seconds <= 0:
+        return None
+    if seconds >= MAX_RETRY_AFTER.total_seconds():
+        log.warning(
+            "feed %s: Retry-After of %.0f s capped at %s", feed_id, seconds, MAX_RETRY_AFTER
+        )
+        return now + MAX_RETRY_AFTER
+    return now + timedelta(seconds=seconds)
+
+
+def _store_failure(err: DataError | IntegrityError) -> str:
+    """A short reason for a write the database refused (never the statement or its parameters)."""
+    orig = getattr(err, "orig", None) or err
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"the database refused this feed's entries: {type(orig).__name__}: {first[:200]}"
 
 
 def ingest(
@@ -159,7 +195,13 @@ def ingest(
     client: httpx.Client | None = None,
     feed_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Fetch every due feed (concurrently), parse, store; one failing feed never stops the others."""
+    """Fetch every due feed (concurrently), parse, store; one failing feed never stops the others.
+
+    Each feed is stored in its own transaction (all of its entries or none). A feed whose server
+    asked to wait (Retry-After on a 429/503) is skipped until then and counted as deferred. If the
+    database refuses a feed's rows (a value it cannot hold), that feed is rolled back and recorded
+    as failed, and the others go on.
+    """
     config = rt.config
     feeds = [f for f in config.enabled_feeds if feed_ids is None or f.id in feed_ids]
     with rt.sessions.begin() as session:
@@ -170,6 +212,8 @@ def ingest(
         }
     due = [f for f in feeds if not (state[f.id][2] and state[f.id][2] > now)]
     deferred = [f.id for f in feeds if f not in due]
+    for feed_id in deferred:
+        log.info("feed %s deferred until %s (its server asked to wait)", feed_id, state[feed_id][2])
     policy = _policy(config)
     with ThreadPoolExecutor(max_workers=min(config.fetch.workers, max(1, len(due)))) as pool:
         futures = [
@@ -193,69 +237,30 @@ def ingest(
         "errors": {},
     }
     for item in fetched:
-        feed = item.feed
-        with rt.sessions.begin() as session:  # one transaction per feed: all of its entries or none
-            common: dict[str, Any] = {
-                "run_id": run_id,
-                "feed_id": feed.id,
-                "started_at": now,
-                "finished_at": now,
-                "http_status": item.http_status,
-            }
-            if item.error is not None:
-                retry = now + timedelta(seconds=item.retry_after) if item.retry_after else None
-                record_fetch(
-                    session, outcome="error", error=item.error, next_fetch_after=retry, **common
-                )
-                report["feeds_failed"] += 1
-                report["errors"][feed.id] = item.error
-                log.warning("feed %s failed: %s", feed.id, item.error)
-                continue
-            assert item.result is not None
-            if item.parsed is None:  # 304 Not Modified: nothing parsed, nothing written but the log
+        try:
+            outcome = _store_fetched(rt, item, run_id=run_id, now=now)
+        except (DataError, IntegrityError) as err:
+            reason = _store_failure(err)
+            with rt.sessions.begin() as session:
                 record_fetch(
                     session,
-                    outcome="not_modified",
-                    etag=item.result.etag,
-                    last_modified=item.result.last_modified,
-                    **common,
+                    run_id=run_id,
+                    feed_id=item.feed.id,
+                    started_at=now,
+                    finished_at=now,
+                    http_status=item.http_status,
+                    outcome="error",
+                    error=reason,
                 )
-                report["feeds_not_modified"] += 1
-                continue
-            parsed = item.parsed
-            stored = upsert_entries(session, parsed.entries, now=now)
-            problems = "; ".join(parsed.problems)[:2000] or None
-            if item.result.truncated:
-                problems = f"body cut at {config.fetch.max_bytes} bytes; " + (problems or "")
-            record_fetch(
-                session,
-                outcome="ok",
-                nbytes=len(item.result.content),
-                entries_seen=parsed.entries_seen,
-                articles_new=len(stored.new_ids),
-                articles_updated=len(stored.updated_ids),
-                duplicates=stored.duplicates + parsed.duplicates_in_feed,
-                skipped=parsed.skipped,
-                error=problems,
-                etag=item.result.etag,
-                last_modified=item.result.last_modified,
-                **common,
-            )
-            if parsed.entries_seen < feed.min_items:
-                log.warning(
-                    "feed %s: %d entries, fewer than min_items=%d",
-                    feed.id,
-                    parsed.entries_seen,
-                    feed.min_items,
-                )
-            report["feeds_ok"] += 1
-            report["entries_seen"] += parsed.entries_seen
-            report["articles_new"] += len(stored.new_ids)
-            report["articles_updated"] += len(stored.updated_ids)
-            report["duplicates"] += stored.duplicates + parsed.duplicates_in_feed
-            report["skipped"] += parsed.skipped
-            report["new_ids"] += list(stored.new_ids)
-            report["updated_ids"] += list(stored.updated_ids)
+            report["feeds_failed"] += 1
+            report["errors"][item.feed.id] = reason
+            log.error("feed %s failed: %s", item.feed.id, reason)
+            continue
+        for key, value in outcome.items():  # counted only once the feed's transaction committed
+            if key == "errors":
+                report["errors"].update(value)
+            else:
+                report[key] += value
     log.info(
         "ingest %s: %d ok, %d not modified, %d failed, %d deferred; %d new, %d duplicates",
         run_id,
@@ -266,6 +271,76 @@ def ingest(
         report["articles_new"],
         report["duplicates"],
     )
+    return report
+
+
+def _store_fetched(rt: Runtime, item: _Fetched, *, run_id: str, now: datetime) -> dict[str, Any]:
+    """Store one feed's outcome in one transaction (all of its entries or none); returns the
+    counts to add to the ingest report."""
+    config = rt.config
+    feed = item.feed
+    report: dict[str, Any] = {}
+    with rt.sessions.begin() as session:
+        common: dict[str, Any] = {
+            "run_id": run_id,
+            "feed_id": feed.id,
+            "started_at": now,
+            "finished_at": now,
+            "http_status": item.http_status,
+        }
+        if item.error is not None:
+            retry = _retry_at(feed.id, now, item.retry_after)
+            record_fetch(
+                session, outcome="error", error=item.error, next_fetch_after=retry, **common
+            )
+            log.warning("feed %s failed: %s", feed.id, item.error)
+            return {"feeds_failed": 1, "errors": {feed.id: item.error}}
+        assert item.result is not None
+        if item.parsed is None:  # 304 Not Modified: nothing parsed, nothing written but the log
+            record_fetch(
+                session,
+                outcome="not_modified",
+                etag=item.result.etag,
+                last_modified=item.result.last_modified,
+                **common,
+            )
+            return {"feeds_not_modified": 1}
+        parsed = item.parsed
+        stored = upsert_entries(session, parsed.entries, now=now)
+        problems = "; ".join(parsed.problems)[:2000] or None
+        if item.result.truncated:
+            problems = f"body cut at {config.fetch.max_bytes} bytes; " + (problems or "")
+        record_fetch(
+            session,
+            outcome="ok",
+            nbytes=len(item.result.content),
+            entries_seen=parsed.entries_seen,
+            articles_new=len(stored.new_ids),
+            articles_updated=len(stored.updated_ids),
+            duplicates=stored.duplicates + parsed.duplicates_in_feed,
+            skipped=parsed.skipped,
+            error=problems,
+            etag=item.result.etag,
+            last_modified=item.result.last_modified,
+            **common,
+        )
+        if parsed.entries_seen < feed.min_items:
+            log.warning(
+                "feed %s: %d entries, fewer than min_items=%d",
+                feed.id,
+                parsed.entries_seen,
+                feed.min_items,
+            )
+        report = {
+            "feeds_ok": 1,
+            "entries_seen": parsed.entries_seen,
+            "articles_new": len(stored.new_ids),
+            "articles_updated": len(stored.updated_ids),
+            "duplicates": stored.duplicates + parsed.duplicates_in_feed,
+            "skipped": parsed.skipped,
+            "new_ids": list(stored.new_ids),
+            "updated_ids": list(stored.updated_ids),
+        }
     return report
 
 
@@ -327,20 +402,61 @@ def classify(
 
 
 def record_alerts(rt: Runtime, *, now: datetime) -> dict[str, Any]:
+    """Group flagged articles into stories, record new/update alerts and outbox rows, compose the
+    daily digests that are due (all in one transaction)."""
     with rt.sessions.begin() as session:
-        created = _record_alerts(session, rt.config, now=now, designations=rt.designations)
+        rep = _record_alerts(
+            session, rt.config, now=now, designations=rt.designations, regimes=rt.regimes
+        )
+        digests = compose_digests(session, rt.config, now=now)
         queued = session.scalar(
             select(func.count()).select_from(Delivery).where(Delivery.status == "pending")
         )
-    log.info("recorded %d new alerts; %d deliveries pending", len(created), queued or 0)
-    return {"alerts_new": len(created), "alert_ids": created, "deliveries_pending": queued or 0}
+    log.info(
+        "recorded %d alerts (%d updates) for %d new and %d joined articles; %d digests; "
+        "%d deliveries pending",
+        len(rep.alert_ids),
+        rep.updates,
+        rep.stories_new,
+        rep.stories_joined,
+        len(digests),
+        queued or 0,
+    )
+    return {
+        "alerts_new": len(rep.alert_ids),
+        "alert_ids": rep.alert_ids,
+        "deliveries_pending": queued or 0,
+        "stories_new": rep.stories_new,
+        "stories_joined": rep.stories_joined,
+        "updates_new": rep.updates,
+        "digest_items_queued": rep.queued,
+        "digests_new": len(digests),
+        "digest_ids": digests,
+    }
 
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def deliver(rt: Runtime, *, now: datetime, sender: MailSender | None = None) -> dict[str, Any]:
+def webhook_sender(config: Config) -> WebhookSender:
+    """The production webhook sender: the fetcher's allow-list and user agent, bounded attempts."""
+    return WebhookSender(
+        WebhookPolicy(
+            timeout=config.alerts.webhook_timeout,
+            allow_hosts=frozenset(config.fetch.allow_hosts),
+            user_agent=config.fetch.user_agent,
+        )
+    )
+
+
+def deliver(
+    rt: Runtime,
+    *,
+    now: datetime,
+    sender: MailSender | None = None,
+    webhook: WebhookSender | None = None,
+) -> dict[str, Any]:
     report: DeliveryReport = deliver_pending(
         rt.sessions,
         rt.config,
@@ -349,23 +465,29 @@ def deliver(rt: Runtime, *, now: datetime, sender: MailSender | None = None) -> 
         owner=_owner(),
         regimes=rt.regimes,
         designations=rt.designations,
+        webhook=webhook or webhook_sender(rt.config),
     )
     log.info("delivery: %s", report.as_dict())
     return report.as_dict()
 
 
-def check_health(rt: Runtime, *, now: datetime) -> dict[str, Any]:
-    """Record operator notices for silent feeds and deliveries stuck pending beyond their threshold."""
+def check_health(rt: Runtime, *, now: datetime, sender: MailSender | None = None) -> dict[str, Any]:
+    """Record operator notices for silent feeds and stuck deliveries, then email every unsent notice
+    (these and the delivery failures ``deliver`` recorded) to the operators, once each."""
     notices: list[str] = []
     with rt.sessions.begin() as session:
         for feed_cfg in rt.config.enabled_feeds:
             feed = session.get(Feed, feed_cfg.id)
             if feed is None or feed_cfg.max_silence_hours <= 0:
                 continue
+            if feed.last_fetch_at is None:
+                continue  # never tried yet: nothing to say
             last = feed.last_ok_at
-            if last is None or now - last > timedelta(hours=feed_cfg.max_silence_hours):
-                if feed.last_fetch_at is None:
-                    continue  # never tried yet: nothing to say
+            # Silent since the last success, or since the first attempt when it never succeeded.
+            since = last or session.scalar(
+                select(func.min(FetchLog.started_at)).where(FetchLog.feed_id == feed.id)
+            )
+            if since is None or now - since > timedelta(hours=feed_cfg.max_silence_hours):
                 day = now.strftime("%Y-%m-%d")
                 msg = (
                     f"Feed {feed.id} ({redact_url(feed.url)}) has not been fetched successfully for more than "
@@ -381,15 +503,18 @@ def check_health(rt: Runtime, *, now: datetime) -> dict[str, Any]:
             )
         ).all()
         for d in stuck:
+            what = f"alert {d.alert_id}" if d.alert_id is not None else f"digest {d.digest_id}"
             msg = (
-                f"Delivery {d.id} (alert {d.alert_id} to {d.recipient}) is still {d.status} after "
-                f"{d.attempts} attempt(s) since {d.created_at:%Y-%m-%d %H:%M} UTC; last error: {d.last_error}"
+                f"Delivery {d.id} ({what} to {display_recipient(d.channel, d.recipient)}) is still "
+                f"{d.status} after {d.attempts} attempt(s) since {d.created_at:%Y-%m-%d %H:%M} UTC; "
+                f"last error: {d.last_error}"
             )
             if record_notice(session, f"delivery-stuck:{d.id}", "delivery_stuck", msg, now):
                 notices.append(msg)
     for msg in notices:
         log.error("operator notice: %s", msg)
-    return {"notices_new": len(notices), "notices": notices}
+    emailed = send_notices(rt.sessions, rt.config, sender or SmtpSender(rt.config.smtp), now=now)
+    return {"notices_new": len(notices), "notices": notices, "notices_emailed": emailed}
 
 
 def run_once(
@@ -405,7 +530,7 @@ def run_once(
     cls = classify(rt, now=now, ids=ing["new_ids"] + ing["updated_ids"])
     rec = record_alerts(rt, now=now)
     dlv = deliver(rt, now=now, sender=sender)
-    health = check_health(rt, now=now)
+    health = check_health(rt, now=now, sender=sender)
     return {
         "run_id": run_id,
         "feeds_ok": ing["feeds_ok"] + ing["feeds_not_modified"],
@@ -425,6 +550,11 @@ def run_once(
         "alerts_pending": dlv["pending"],
         "notices_new": health["notices_new"],
         "errors": ing["errors"],
+        "stories_new": rec["stories_new"],
+        "alerts_updates": rec["updates_new"],
+        "digests_new": rec["digests_new"],
+        "webhooks_sent": dlv["webhook_sent"],
+        "notices_emailed": health["notices_emailed"],
     }
 
 
@@ -456,6 +586,8 @@ def database_summary(rt: Runtime) -> dict[str, Any]:
                 .where(Classification.flagged.is_(True))
             ),
             "alerts": count(select(func.count()).select_from(Alert)),
+            "stories": count(select(func.count()).select_from(Story)),
+            "digests": count(select(func.count()).select_from(Digest)),
             "deliveries": by_status,
             "outbox_dir": str(rt.config.outbox_dir),
             "flagged_titles": list(flagged_titles),

@@ -2,15 +2,19 @@
 
 Errors are classified for the outbox: connection failures, timeouts and 4xx replies are transient
 (:class:`DeliveryError` with ``permanent=False``, retried with back-off); 5xx replies are permanent.
-Credentials are never logged, and SMTP errors are reported without the AUTH exchange.
+Credentials are never logged: errors name the server and the reply code, never the user name, the
+password or the AUTH exchange (smtplib's debug output stays off).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import smtplib
+import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -76,73 +80,195 @@ class FileSender:
 
 
 class SmtpSender:
-    """One SMTP connection reused for a batch; reconnects when the server drops it."""
+    """One SMTP connection reused for a batch; STARTTLS or implicit TLS, AUTH when a user is set.
 
-    def __init__(self, settings: SmtpSettings) -> None:
+    * every phase (connecting with TLS and AUTH; one message's transaction) is bounded by
+      ``settings.timeout``: the socket timeout, plus a watchdog that shuts the socket down when the
+      phase runs longer (a server that trickles its replies), so a silent server is given up on;
+    * once connecting has failed, the rest of the batch fails fast with the same (transient) error
+      instead of waiting out the timeout per recipient; :meth:`close` resets that;
+    * a reused connection the server dropped while idle is reconnected once; a 421 reply (the server
+      is closing the connection) drops it, so the next recipient gets a fresh one;
+    * ``context`` is the TLS context (default: system trust store, host name checked).
+    """
+
+    def __init__(self, settings: SmtpSettings, *, context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
+        self.context = context
         self._conn: smtplib.SMTP | None = None
+        self._down: DeliveryError | None = None
+
+    def _where(self) -> str:
+        return f"SMTP {self.settings.host}:{self.settings.port}"
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        context = self.context or ssl.create_default_context()
+        conn: smtplib.SMTP | None = None
         try:
+            # Connecting and the greeting are bounded by the socket timeout; TLS and AUTH below
+            # also by the phase watchdog.
             if s.security == "ssl":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=s.timeout, context=ssl.create_default_context()
-                )
+                conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
             else:
                 conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-                if s.security == "starttls":
-                    conn.starttls(context=ssl.create_default_context())
-            if s.username:
-                conn.login(s.username, s.password or "")
+            with _Deadline(conn, s.timeout) as deadline:
+                try:
+                    if s.security == "starttls":
+                        conn.starttls(context=context)
+                    if s.username:
+                        conn.login(s.username, s.password or "")
+                except (OSError, smtplib.SMTPServerDisconnected):
+                    if deadline.fired:
+                        raise TimeoutError(f"no answer within {s.timeout:g}s") from None
+                    raise
         except smtplib.SMTPAuthenticationError as err:
+            _abandon(conn)
             raise DeliveryError(
-                f"SMTP {s.host}:{s.port}: authentication refused for user {s.username!r} ({err.smtp_code})",
-                permanent=False,
+                f"{self._where()}: authentication refused ({err.smtp_code})"
             ) from None
         except smtplib.SMTPResponseException as err:
+            _abandon(conn)
             raise DeliveryError(
-                f"SMTP {s.host}:{s.port}: refused the session: {err.smtp_code}", permanent=False
+                f"{self._where()}: refused the session: {err.smtp_code} {_text(err.smtp_error)}"
             ) from None
         except (OSError, smtplib.SMTPException) as err:
+            _abandon(conn)
             raise DeliveryError(
-                f"SMTP {s.host}:{s.port} unreachable: {type(err).__name__}: {err}", permanent=False
+                f"{self._where()} unreachable: {type(err).__name__}: {err}"
             ) from None
         return conn
 
     def send(self, message: EmailMessage, recipient: str) -> None:
-        if self._conn is None:
-            self._conn = self._connect()
+        if self._down is not None:
+            raise DeliveryError(f"{self._down} (not retried in this batch)")
         try:
-            refused = self._conn.send_message(
-                message, from_addr=parseaddr(self.settings.sender)[1], to_addrs=[recipient]
-            )
-        except smtplib.SMTPRecipientsRefused as err:
-            code, reply = next(iter(err.recipients.values()), (0, b""))
-            raise DeliveryError(
-                f"SMTP refused recipient {recipient}: {code} {_text(reply)}",
-                permanent=500 <= code < 600,
-            ) from None
-        except smtplib.SMTPResponseException as err:
-            if err.smtp_code == 421:  # the server is closing the connection: reconnect next time
-                self.close()
-            raise DeliveryError(
-                f"SMTP error for {recipient}: {err.smtp_code} {_text(err.smtp_error)}",
-                permanent=500 <= err.smtp_code < 600,
-            ) from None
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as err:
-            self.close()
-            raise DeliveryError(f"SMTP connection lost sending to {recipient}: {err}") from None
+            self._send(message, recipient)
+        except _Broken as err:  # the server, not this recipient: spare the rest of the batch
+            self._down = DeliveryError(str(err))
+            raise self._down from None
+
+    def _send(self, message: EmailMessage, recipient: str) -> None:
+        fresh = self._conn is None
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except DeliveryError as err:
+                raise _Broken(str(err)) from None
+        try:
+            self._transact(message, recipient)
+        except smtplib.SMTPServerDisconnected:
+            self._drop()
+            if fresh:
+                raise _Broken(f"{self._where()}: connection lost sending to {recipient}") from None
+            try:  # an idle connection the server dropped: once more on a new one
+                self._conn = self._connect()
+                self._transact(message, recipient)
+            except DeliveryError as err:
+                raise _Broken(str(err)) from None
+            except smtplib.SMTPServerDisconnected:
+                self._drop()
+                raise _Broken(f"{self._where()}: connection lost sending to {recipient}") from None
+
+    def _transact(self, message: EmailMessage, recipient: str) -> None:
+        conn = self._conn
+        assert conn is not None
+        with _Deadline(conn, self.settings.timeout) as deadline:
+            try:
+                refused = conn.send_message(
+                    message, from_addr=parseaddr(self.settings.sender)[1], to_addrs=[recipient]
+                )
+            except smtplib.SMTPRecipientsRefused as err:
+                code, reply = next(iter(err.recipients.values()), (0, b""))
+                if code == 421:  # smtplib has closed the socket already
+                    self._drop()
+                raise DeliveryError(
+                    f"SMTP refused recipient {recipient}: {code} {_text(reply)}",
+                    permanent=500 <= code < 600,
+                ) from None
+            except smtplib.SMTPServerDisconnected as err:
+                if deadline.fired or "timed out" in str(err):
+                    self._drop()
+                    raise _Broken(
+                        f"{self._where()}: no answer within {self.settings.timeout:g}s "
+                        f"sending to {recipient}"
+                    ) from None
+                raise
+            except smtplib.SMTPResponseException as err:
+                if (
+                    err.smtp_code == 421
+                ):  # the server is closing the connection: reconnect next time
+                    self._drop()
+                raise DeliveryError(
+                    f"SMTP error for {recipient}: {err.smtp_code} {_text(err.smtp_error)}",
+                    permanent=500 <= err.smtp_code < 600,
+                ) from None
+            except (smtplib.SMTPException, OSError) as err:
+                self._drop()
+                reason = (
+                    f"no answer within {self.settings.timeout:g}s"
+                    if deadline.fired
+                    else f"{type(err).__name__}: {err}"
+                )
+                raise _Broken(
+                    f"{self._where()}: connection lost sending to {recipient}: {reason}"
+                ) from None
         if refused:
             raise DeliveryError(f"SMTP refused recipient {recipient}: {refused}", permanent=True)
 
+    def _drop(self) -> None:
+        if self._conn is not None:
+            _abandon(self._conn)
+            self._conn = None
+
     def close(self) -> None:
+        self._down = None
         if self._conn is not None:
             try:
-                self._conn.quit()
+                with _Deadline(self._conn, self.settings.timeout):
+                    self._conn.quit()
             except (smtplib.SMTPException, OSError):
-                self._conn.close()
+                _abandon(self._conn)
             self._conn = None
+
+
+class _Broken(Exception):
+    """The connection or the server failed (not a reply about one recipient)."""
+
+
+def _abandon(conn: smtplib.SMTP | None) -> None:
+    """Close without a QUIT exchange (the connection is broken or unwanted)."""
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+class _Deadline:
+    """Shuts down ``conn``'s socket if the block runs longer than ``seconds`` (wakes a blocked read)."""
+
+    def __init__(self, conn: smtplib.SMTP, seconds: float) -> None:
+        self._conn = conn
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._fired = threading.Event()
+
+    @property
+    def fired(self) -> bool:
+        return self._fired.is_set()
+
+    def _fire(self) -> None:
+        self._fired.set()
+        sock = getattr(self._conn, "sock", None)
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
 
 def _text(reply: bytes | str) -> str:

@@ -2,7 +2,9 @@
 
 The embedded default for demos and tests: ``python -m pipeline.mailsink --dir var/outbox --port 8025``.
 Tests can make it refuse chosen recipients (``refuse={"a@x": "451 4.3.0 try later"}``) to exercise the
-outbox's retry and permanent-failure paths against a real SMTP conversation.
+outbox's retry and permanent-failure paths against a real SMTP conversation, offer STARTTLS
+(``tls_context``) or speak implicit TLS (``ssl_context``), and require AUTH (``auth={"user": "pw"}``,
+``auth_mechanisms={"LOGIN"}`` to offer only some mechanisms).
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ import argparse
 import hashlib
 import logging
 import signal
+import ssl
 import threading
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 __all__ = ["MailSink", "main"]
 
@@ -30,6 +35,20 @@ class _Handler:
     refuse: Mapping[str, str] = field(default_factory=dict)
     received: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    auth: Mapping[str, str] = field(default_factory=dict)
+    logins: list[tuple[str, str]] = field(default_factory=list)  # (mechanism, user) accepted
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        ok = self.auth.get(user) == auth_data.password.decode("utf-8", "replace")
+        if ok:
+            with self.lock:
+                self.logins.append((mechanism, user))
+        return AuthResult(success=ok, handled=False)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -55,6 +74,16 @@ class _Handler:
         return "250 Message accepted"
 
 
+class _Controller(Controller):
+    """With implicit TLS the whole session is encrypted, but aiosmtpd only counts STARTTLS as TLS and
+    warns that AUTH is required without it; that warning is a false alarm here."""
+
+    def factory(self) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
+            return super().factory()
+
+
 class MailSink:
     """A running SMTP sink on loopback; use as a context manager."""
 
@@ -65,8 +94,12 @@ class MailSink:
         host: str = "127.0.0.1",
         port: int = 0,
         refuse: Mapping[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        auth: Mapping[str, str] | None = None,
+        auth_mechanisms: Iterable[str] | None = None,
     ) -> None:
-        self.handler = _Handler(Path(directory), dict(refuse or {}))
+        self.handler = _Handler(Path(directory), dict(refuse or {}), auth=dict(auth or {}))
         if port == 0:
             import socket
 
@@ -75,6 +108,27 @@ class MailSink:
                 port = s.getsockname()[1]
         self.host, self.port = host, port
         self.controller: Controller | None = None
+        self._options: dict[str, Any] = {}
+        if ssl_context is not None:
+            self._options["ssl_context"] = ssl_context
+        if tls_context is not None:
+            self._options["tls_context"] = tls_context
+            self._options["require_starttls"] = True
+        if auth:
+            self._options["authenticator"] = self.handler.authenticate
+            self._options["auth_required"] = True
+            # Implicit TLS is TLS too: aiosmtpd only knows about STARTTLS when it checks.
+            self._options["auth_require_tls"] = tls_context is not None
+            if auth_mechanisms is not None:
+                keep = {m.upper() for m in auth_mechanisms}
+                self._options["auth_exclude_mechanism"] = [
+                    m for m in ("LOGIN", "PLAIN") if m not in keep
+                ]
+
+    @property
+    def logins(self) -> list[tuple[str, str]]:
+        with self.handler.lock:
+            return list(self.handler.logins)
 
     @property
     def messages(self) -> list[bytes]:
@@ -83,7 +137,9 @@ class MailSink:
 
     def start(self) -> MailSink:
         # A controller's event loop cannot be restarted: every start gets a new one (same port).
-        self.controller = Controller(self.handler, hostname=self.host, port=self.port)
+        self.controller = _Controller(
+            self.handler, hostname=self.host, port=self.port, **self._options
+        )
         self.controller.start()
         return self
 

@@ -1,213 +1,72 @@
-"""Alerts and the delivery outbox: recorded before sending, claimed with a lease, marked after.
+"""The delivery outbox: rows recorded before sending, claimed with a lease, marked after.
 
-Guarantees (see docs/architecture.md):
+Guarantees (see docs/architecture.md and docs/alerts.md):
 
-* one alert per flagged article, and one delivery row per (alert, channel, recipient), both created
-  with insert-or-ignore on unique keys, so a retried or re-run task creates nothing twice;
+* rows are created by :mod:`pipeline.alerts` (one per alert, channel and recipient) and
+  :mod:`pipeline.digest` (one per digest), with insert-or-ignore on unique keys, so a retried or re-run
+  task creates nothing twice;
 * a row is *claimed* (status ``sending``, lease owner and expiry) in its own committed transaction
-  before the SMTP conversation, and marked ``sent`` right after the reply; a worker killed in between
-  leaves a lease that expires, and the row is sent again with the same Message-ID: at most two copies
-  (only for a crash between the reply and the commit), never zero;
-* transient failures (connection, timeout, 4xx) go back to ``pending`` with exponential back-off;
-  permanent ones (5xx, or too many attempts) are ``failed`` and reported to operators as a notice.
+  before the conversation with the server (SMTP or webhook), and marked ``sent`` right after the reply;
+  a worker killed in between leaves a lease that expires, and the row is sent again with the same
+  Message-ID (email) or ``Idempotency-Key`` (webhook): at most two copies (only for a crash between the
+  reply and the commit), never zero;
+* transient failures (connection, timeout, SMTP 4xx, HTTP 408/429/5xx) go back to ``pending`` with
+  exponential back-off (and at least the server's Retry-After); permanent ones (SMTP 5xx, other HTTP
+  4xx, a refused address, or too many attempts) are ``failed`` and reported to operators as a notice,
+  which :func:`send_notices` emails to ``config.operators``;
+* each row's outcome is independent of the others'.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.alerts import (
+    DesignationMatcher,
+    alert_view,
+    matches,
+    record_alerts,
+)
 from pipeline.config import Config, Subscription
+from pipeline.digest import digest_view
 from pipeline.errors import DeliveryError
 from pipeline.faults import checkpoint
-from pipeline.mail import MailSender, build_message, message_id_for
+from pipeline.mail import MailSender, build_message
 from pipeline.regimes import RegimeBook
-from pipeline.render import AlertView, RegimeView, SourceView, render_alert
-from pipeline.schema import Alert, Article, Classification, Delivery, Feed, Notice, Sighting
-from pipeline.severity import SeverityInput, explain_severity, rank, severity
+from pipeline.render import RenderedMessage, render_alert, render_digest
+from pipeline.schema import Alert, Delivery, Notice
 from pipeline.store import insert_ignore
+from pipeline.webhook import (
+    WebhookSender,
+    choose_format,
+    digest_payload,
+    payload_for,
+    recipient_label,
+)
 
 __all__ = [
     "DeliveryReport",
     "alert_view",
     "deliver_pending",
+    "display_recipient",
     "matches",
     "record_alerts",
     "record_notice",
+    "send_notices",
 ]
 
 log = logging.getLogger(__name__)
-
-DesignationMatcher = Callable[[str], Sequence[str]]
-
-
-def matches(sub: Subscription, *, article: Article, alert: Alert, feeds: Sequence[str]) -> bool:
-    """Does this alert pass the subscription's filters?"""
-    if sub.regimes and not set(sub.regimes) & set(alert.regimes or ()):
-        return False
-    if rank(alert.severity) < rank(sub.min_severity) or alert.score < sub.min_score:
-        return False
-    if sub.languages and article.lang not in sub.languages:
-        return False
-    if sub.sources and not set(sub.sources) & set(feeds):
-        return False
-    if sub.keywords:
-        text = f"{article.title}\n{article.summary}\n{article.body}".casefold()
-        if not any(k in text for k in sub.keywords):
-            return False
-    return True
-
-
-def _sources(session: Session, article_id: int) -> list[tuple[str, str, str | None, datetime]]:
-    rows = session.execute(
-        select(Sighting.feed_id, Feed.name, Sighting.url, Sighting.seen_at)
-        .join(Feed, Feed.id == Sighting.feed_id)
-        .where(Sighting.article_id == article_id)
-        .order_by(Sighting.seen_at, Sighting.id)
-    )
-    return [tuple(r) for r in rows]  # type: ignore[misc]
-
-
-def record_alerts(
-    session: Session,
-    config: Config,
-    *,
-    now: datetime,
-    designations: DesignationMatcher | None = None,
-) -> list[int]:
-    """Create alerts for flagged, un-alerted articles and their delivery rows; returns new alert ids."""
-    latest = (
-        select(Classification)
-        .join(
-            Article,
-            and_(
-                Article.id == Classification.article_id, Article.revision == Classification.revision
-            ),
-        )
-        .outerjoin(Alert, Alert.article_id == Article.id)
-        .where(Classification.flagged.is_(True), Alert.id.is_(None))
-        .order_by(Classification.id)
-    )
-    created: list[int] = []
-    for cls in session.scalars(latest):
-        article = session.get(Article, cls.article_id)
-        assert article is not None
-        text = f"{article.title}\n{article.summary}\n{article.body}"
-        named = list(designations(text)) if designations else []
-        sources = _sources(session, article.id)
-        sev_in = SeverityInput(
-            score=cls.score,
-            threshold=cls.threshold,
-            designated_matches=len(named),
-            sources=len({s[0] for s in sources}) or 1,
-            regimes=tuple(cls.regimes or ()),
-        )
-        ids = insert_ignore(
-            session,
-            Alert,
-            [
-                {
-                    "article_id": article.id,
-                    "classification_id": cls.id,
-                    "score": cls.score,
-                    "severity": severity(sev_in),
-                    "regimes": list(cls.regimes or ()),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            ],
-            ["article_id"],
-        )
-        if not ids:
-            continue
-        alert = session.get(Alert, ids[0])
-        assert alert is not None
-        created.append(alert.id)
-        feeds = [s[0] for s in sources]
-        rows: list[dict[str, Any]] = []
-        for sub in config.subscriptions:
-            if sub.mode != "immediate" or not matches(
-                sub, article=article, alert=alert, feeds=feeds
-            ):
-                continue
-            for rcpt in sub.recipients:
-                rows.append(
-                    {
-                        "alert_id": alert.id,
-                        "subscription_id": sub.id,
-                        "channel": sub.channel,
-                        "recipient": rcpt,
-                        "status": "pending",
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "message_id": message_id_for(alert.id, rcpt, config.smtp.sender),
-                        "created_at": now,
-                    }
-                )
-        insert_ignore(session, Delivery, rows, ["alert_id", "channel", "recipient"])
-    session.flush()
-    return created
-
-
-def alert_view(
-    session: Session,
-    alert: Alert,
-    regimes: RegimeBook | None,
-    config: Config,
-    designations: DesignationMatcher | None = None,
-) -> AlertView:
-    """Everything a message about this alert shows, read from the database."""
-    article = session.get(Article, alert.article_id)
-    cls = session.get(Classification, alert.classification_id)
-    assert article is not None and cls is not None
-    sources = _sources(session, article.id)
-    text = f"{article.title}\n{article.summary}\n{article.body}"
-    named = tuple(designations(text)) if designations else ()
-    sev_in = SeverityInput(
-        cls.score,
-        cls.threshold,
-        len(named),
-        len({s[0] for s in sources}) or 1,
-        tuple(cls.regimes or ()),
-    )
-    regime_views = []
-    for key in alert.regimes or ():
-        r = regimes.get(key) if regimes else None
-        if r is not None:
-            regime_views.append(RegimeView(r.key, r.name, r.committee, r.url, r.resolutions))
-    evidence = cls.evidence or {}
-    feedback = (
-        f"send feedback to {config.alerts.feedback_address} quoting alert {alert.id}"
-        if config.alerts.feedback_address
-        else None
-    )
-    return AlertView(
-        alert_id=alert.id,
-        title=article.title,
-        summary=article.summary or article.body[:1500],
-        url=article.url,
-        lang=article.lang,
-        first_seen_at=article.first_seen_at,
-        published_at=article.published_at,
-        score=cls.score,
-        threshold=cls.threshold,
-        model_version=cls.model_version,
-        severity=alert.severity,
-        severity_reason=explain_severity(sev_in),
-        sources=tuple(SourceView(name, url, article.published_at) for _, name, url, _ in sources),
-        evidence_sentences=tuple(evidence.get("sentences", ())),
-        evidence_terms=tuple(evidence.get("terms", ())),
-        regimes=tuple(regime_views),
-        designated=named,
-        feedback=feedback,
-    )
 
 
 @dataclass(slots=True)
@@ -216,6 +75,7 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     pending: int = 0
+    webhook_sent: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -223,7 +83,13 @@ class DeliveryReport:
             "retried": self.retried,
             "failed": self.failed,
             "pending": self.pending,
+            "webhook_sent": self.webhook_sent,
         }
+
+
+def display_recipient(channel: str, recipient: str) -> str:
+    """A recipient as logs, notices and operator mail may show it (webhook URLs are secrets)."""
+    return recipient_label(recipient) if channel == "webhook" else recipient
 
 
 def _due(now: datetime) -> Any:
@@ -261,10 +127,13 @@ def _claim(
     return claimed
 
 
-def _backoff(config: Config, attempts: int) -> timedelta:
+def _backoff(config: Config, attempts: int, retry_after: float | None = None) -> timedelta:
     base = config.alerts.backoff_base_seconds * (2 ** max(0, attempts - 1))
     jitter = 1 + random.uniform(-0.1, 0.1)
-    return timedelta(seconds=min(config.alerts.backoff_max_seconds, base) * jitter)
+    seconds = min(config.alerts.backoff_max_seconds, base) * jitter
+    if retry_after is not None:
+        seconds = max(seconds, min(retry_after, config.alerts.backoff_max_seconds))
+    return timedelta(seconds=seconds)
 
 
 def record_notice(session: Session, key: str, kind: str, message: str, now: datetime) -> bool:
@@ -279,6 +148,47 @@ def record_notice(session: Session, key: str, kind: str, message: str, now: date
     )
 
 
+# --------------------------------------------------------------------------------------- deliver
+
+
+def _prepare(
+    session: Session,
+    delivery: Delivery,
+    config: Config,
+    subscriptions: Mapping[str, Subscription],
+    regimes: RegimeBook | None,
+    designations: DesignationMatcher | None,
+    now: datetime,
+) -> Any:
+    """The email message or webhook body for one outbox row."""
+    if delivery.alert_id is not None:
+        alert = session.get(Alert, delivery.alert_id)
+        assert alert is not None
+        view = alert_view(session, alert, regimes, config, designations)
+        if delivery.channel == "webhook":
+            sub = subscriptions.get(delivery.subscription_id)
+            return payload_for(
+                view, choose_format(delivery.recipient, sub.format if sub else "auto")
+            )
+        rendered = render_alert(view)
+    else:
+        assert delivery.digest_id is not None
+        dview = digest_view(session, delivery.digest_id, regimes, config, designations, now=now)
+        if delivery.channel == "webhook":
+            sub = subscriptions.get(delivery.subscription_id)
+            return digest_payload(
+                dview, choose_format(delivery.recipient, sub.format if sub else "auto")
+            )
+        rendered = render_digest(dview)
+    return build_message(
+        rendered,
+        sender=config.smtp.sender,
+        recipient=delivery.recipient,
+        message_id=delivery.message_id,
+        date=now,
+    )
+
+
 def deliver_pending(
     session_factory: sessionmaker[Session],
     config: Config,
@@ -288,76 +198,101 @@ def deliver_pending(
     owner: str,
     regimes: RegimeBook | None = None,
     designations: DesignationMatcher | None = None,
+    webhook: WebhookSender | None = None,
 ) -> DeliveryReport:
-    """Send every due email delivery; each recipient's outcome is independent of the others'."""
+    """Send every due delivery (email through ``sender``; webhook rows when ``webhook`` is given).
+
+    Each recipient's outcome is independent of the others'. The crash points
+    ``deliver.before_send``, ``deliver.after_send`` and ``deliver.after_commit`` surround every
+    send, email or webhook.
+    """
     report = DeliveryReport()
     lease = timedelta(seconds=config.alerts.lease_seconds)
-    claimed = _claim(session_factory, "email", owner, now, lease, config.alerts.batch_size)
+    subscriptions = {s.id: s for s in config.subscriptions}
+    channels: list[tuple[str, Callable[[Any, Delivery], None]]] = []
+
+    def send_mail(payload: EmailMessage, row: Delivery) -> None:
+        sender.send(payload, row.recipient)
+
+    channels.append(("email", send_mail))
+    if webhook is not None:
+        hook = webhook
+
+        def send_hook(payload: dict[str, Any], row: Delivery) -> None:
+            hook.send(payload, row.recipient, key=row.message_id, now=now)
+
+        channels.append(("webhook", send_hook))
     try:
-        for delivery_id in claimed:
-            with session_factory() as session:
-                delivery = session.get(Delivery, delivery_id)
-                assert delivery is not None
-                alert = session.get(Alert, delivery.alert_id)
-                assert alert is not None
-                view = alert_view(session, alert, regimes, config, designations)
-                message = build_message(
-                    render_alert(view),
-                    sender=config.smtp.sender,
-                    recipient=delivery.recipient,
-                    message_id=delivery.message_id,
-                    date=now,
-                )
-                recipient, attempts = delivery.recipient, delivery.attempts + 1
-            error: DeliveryError | None = None
-            checkpoint("deliver.before_send")
-            try:
-                sender.send(message, recipient)
-            except DeliveryError as err:
-                error = err
-            checkpoint("deliver.after_send")
-            with session_factory.begin() as session:
-                mine = and_(Delivery.id == delivery_id, Delivery.lease_owner == owner)
-                if error is None:
-                    values: dict[str, Any] = {
-                        "status": "sent",
-                        "sent_at": now,
-                        "attempts": attempts,
-                        "lease_until": None,
-                        "last_error": None,
-                    }
-                    report.sent += 1
-                elif error.permanent or attempts >= config.alerts.max_attempts:
-                    values = {
-                        "status": "failed",
-                        "attempts": attempts,
-                        "lease_until": None,
-                        "last_error": str(error),
-                    }
-                    report.failed += 1
-                    record_notice(
-                        session,
-                        f"delivery-failed:{delivery_id}",
-                        "delivery_failed",
-                        f"Delivery {delivery_id} of alert {alert.id} to {recipient} failed permanently "
-                        f"after {attempts} attempt(s): {error}",
-                        now,
+        for channel, send in channels:
+            claimed = _claim(session_factory, channel, owner, now, lease, config.alerts.batch_size)
+            for delivery_id in claimed:
+                with session_factory() as session:
+                    delivery = session.get(Delivery, delivery_id)
+                    assert delivery is not None
+                    payload = _prepare(
+                        session, delivery, config, subscriptions, regimes, designations, now
                     )
-                    log.error("delivery %s failed permanently: %s", delivery_id, error)
-                else:
-                    values = {
-                        "status": "pending",
-                        "attempts": attempts,
-                        "lease_until": None,
-                        "last_error": str(error),
-                        "next_attempt_at": now + _backoff(config, attempts),
-                    }
-                    report.retried += 1
-                    log.warning("delivery %s will be retried: %s", delivery_id, error)
-                session.execute(update(Delivery).where(mine).values(**values))
-            checkpoint("deliver.after_commit")
+                    session.expunge(delivery)
+                attempts = delivery.attempts + 1
+                who = display_recipient(channel, delivery.recipient)
+                what = (
+                    f"alert {delivery.alert_id}"
+                    if delivery.alert_id is not None
+                    else f"digest {delivery.digest_id}"
+                )
+                error: DeliveryError | None = None
+                checkpoint("deliver.before_send")
+                try:
+                    send(payload, delivery)
+                except DeliveryError as err:
+                    error = err
+                checkpoint("deliver.after_send")
+                with session_factory.begin() as session:
+                    mine = and_(Delivery.id == delivery_id, Delivery.lease_owner == owner)
+                    if error is None:
+                        values: dict[str, Any] = {
+                            "status": "sent",
+                            "sent_at": now,
+                            "attempts": attempts,
+                            "lease_until": None,
+                            "last_error": None,
+                        }
+                        report.sent += 1
+                        report.webhook_sent += channel == "webhook"
+                    elif error.permanent or attempts >= config.alerts.max_attempts:
+                        values = {
+                            "status": "failed",
+                            "attempts": attempts,
+                            "lease_until": None,
+                            "last_error": str(error),
+                        }
+                        report.failed += 1
+                        record_notice(
+                            session,
+                            f"delivery-failed:{delivery_id}",
+                            "delivery_failed",
+                            f"Delivery {delivery_id} of {what} by {channel} to {who} failed "
+                            f"permanently after {attempts} attempt(s): {error}",
+                            now,
+                        )
+                        log.error("delivery %s failed permanently: %s", delivery_id, error)
+                    else:
+                        retry_after = getattr(error, "retry_after", None)
+                        values = {
+                            "status": "pending",
+                            "attempts": attempts,
+                            "lease_until": None,
+                            "last_error": str(error),
+                            "next_attempt_at": now + _backoff(config, attempts, retry_after),
+                        }
+                        report.retried += 1
+                        log.warning("delivery %s will be retried: %s", delivery_id, error)
+                    session.execute(update(Delivery).where(mine).values(**values))
+                checkpoint("deliver.after_commit")
     finally:
         sender.close()
+        if webhook is not None:
+            webhook.close()
     with session_factory() as session:
         report.pending = (
             session.scalar(
@@ -368,3 +303,85 @@ def deliver_pending(
             or 0
         )
     return report
+
+
+# ------------------------------------------------------------------------------ operator notices
+
+
+def _notice_message(notices: list[Notice], operator: str) -> RenderedMessage:
+    n = len(notices)
+    subject = (
+        f"[sanctions-watch] operator notice: {n} problem{'s' if n != 1 else ''} need attention"
+    )
+    lines = [
+        f"sanctions-watch recorded {n} problem{'s' if n != 1 else ''} that need an operator:",
+        "",
+    ]
+    items = []
+    for notice in notices:
+        when = notice.created_at.strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(f"- [{notice.kind}] {when}: {notice.message}")
+        items.append(
+            f'<li style="margin-bottom:6px;"><b>{escape(notice.kind)}</b> {escape(when)}: '
+            f"{escape(notice.message)}</li>"
+        )
+    lines += ["", "Runbook: docs/operations.md. Each notice is sent once."]
+    html = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+        '<body style="font-family:Arial,Helvetica,sans-serif;color:#1c2833;">'
+        f"<p>sanctions-watch recorded {n} problem{'s' if n != 1 else ''} that need an operator:</p>"
+        f'<ul style="font-size:14px;line-height:1.5;">{"".join(items)}</ul>'
+        '<p style="font-size:12px;color:#808b96;">Runbook: docs/operations.md. Each notice is sent '
+        "once.</p></body></html>"
+    )
+    return RenderedMessage(subject=subject, text="\n".join(lines) + "\n", html=html)
+
+
+def send_notices(
+    session_factory: sessionmaker[Session], config: Config, sender: MailSender, *, now: datetime
+) -> int:
+    """Email every unsent operator notice to ``config.operators``; returns how many were sent.
+
+    One message per operator lists all unsent notices; the notices are marked sent only when every
+    operator's message was accepted (a failure leaves them for the next run, with the same
+    Message-ID, so a copy an operator already has can be collapsed).
+    """
+    if not config.operators:
+        return 0
+    with session_factory() as session:
+        notices = list(
+            session.scalars(select(Notice).where(Notice.sent_at.is_(None)).order_by(Notice.id))
+        )
+    if not notices:
+        return 0
+    batch = ",".join(str(n.id) for n in notices)
+    failures = 0
+    try:
+        for operator in config.operators:
+            token = hashlib.sha256(f"{batch}\x00{operator.lower()}".encode()).hexdigest()[:20]
+            domain = config.smtp.sender.rpartition("@")[2].rstrip(">") or "sanctions-watch.invalid"
+            message = build_message(
+                _notice_message(notices, operator),
+                sender=config.smtp.sender,
+                recipient=operator,
+                message_id=f"<sw.notice.{token}@{domain}>",
+                date=now,
+            )
+            try:
+                sender.send(message, operator)
+            except DeliveryError as err:
+                failures += 1
+                log.error("operator notice to %s not sent: %s", operator, err)
+    finally:
+        sender.close()
+    if failures:
+        return 0
+    with session_factory.begin() as session:
+        session.execute(
+            update(Notice)
+            .where(Notice.id.in_([n.id for n in notices]), Notice.sent_at.is_(None))
+            .values(sent_at=now)
+        )
+    log.info("emailed %d operator notice(s) to %d operator(s)", len(notices), len(config.operators))
+    return len(notices)

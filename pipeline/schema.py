@@ -31,10 +31,13 @@ __all__ = [
     "Base",
     "Classification",
     "Delivery",
+    "Digest",
+    "DigestItem",
     "Feed",
     "FetchLog",
     "Notice",
     "Sighting",
+    "Story",
     "UTCDateTime",
 ]
 
@@ -156,22 +159,79 @@ class Classification(Base):
     classified_at: Mapped[datetime]
 
 
-class Alert(Base):
-    """One alert per flagged article (per story once stories exist); the unit subscribers receive."""
+class Story(Base):
+    """Near-duplicate flagged articles (syndicated copies, edits, translations) grouped as one event.
 
-    __tablename__ = "alerts"
+    ``articles.story_id`` points here. ``alerted_severity`` is the highest severity an alert was
+    recorded at: a later source raises a new (update) alert only when the story's severity rises above
+    it. See :mod:`pipeline.stories` and docs/alerts.md.
+    """
+
+    __tablename__ = "stories"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), unique=True)
-    classification_id: Mapped[int] = mapped_column(ForeignKey("classifications.id"))
-    score: Mapped[float] = mapped_column(Float)
+    lead_article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), unique=True)
     severity: Mapped[str] = mapped_column(String(16))
+    alerted_severity: Mapped[str | None] = mapped_column(String(16))
     regimes: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
 
 
+class Alert(Base):
+    """One alert per story and severity reached: ``kind`` is ``new`` (the story's first alert) or
+    ``update`` (its severity rose). ``article_id`` is the story's lead article (its headline)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("story_id", "severity"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
+    previous_severity: Mapped[str | None] = mapped_column(String(16))
+    classification_id: Mapped[int] = mapped_column(ForeignKey("classifications.id"))
+    score: Mapped[float] = mapped_column(Float)
+    severity: Mapped[str] = mapped_column(String(16))
+    regimes: Mapped[list[Any]] = mapped_column(default=list)
+    # What the severity was computed from, frozen when the alert is recorded: designated names,
+    # independent sources, member article ids and the rule's explanation.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+
+
+class Digest(Base):
+    """One daily digest per (UTC day, channel, recipient); sent through one ``deliveries`` row."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("day", "channel", "recipient"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, UTC
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(500))
+    items: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class DigestItem(Base):
+    """An alert waiting for a digest subscriber's next digest (``digest_id`` set once composed)."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (UniqueConstraint("alert_id", "channel", "recipient"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    subscription_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
+
+
 class Delivery(Base):
-    """The outbox: one row per (alert, channel, recipient), recorded before sending, marked after."""
+    """The outbox: one row per (alert, channel, recipient), recorded before sending, marked after.
+
+    A daily digest is sent through a row with ``alert_id`` NULL and ``digest_id`` set.
+    Statuses: pending|sending|sent|failed.
+    """
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -179,13 +239,12 @@ class Delivery(Base):
         Index("ix_deliveries_due", "status", "next_attempt_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"), index=True)
     subscription_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(
-        String(16), default="pending"
-    )  # pending|sending|sent|failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     lease_owner: Mapped[str | None] = mapped_column(String(100))

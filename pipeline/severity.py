@@ -14,11 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LEVELS", "SeverityInput", "explain_severity", "rank", "severity"]
+__all__ = ["LEVELS", "RULE", "SeverityInput", "explain_severity", "rank", "severity"]
 
 LEVELS = ("low", "medium", "high", "critical")
 HIGH_SCORE = 0.90
 MANY_SOURCES = 3
+# The rule in one line, as every alert shows it.
+RULE = (
+    f"score ≥ {HIGH_SCORE:.2f} → high, ≥ the model's threshold → medium, else low; "
+    "+1 when a UN-designated person, entity or vessel is named; "
+    f"+1 with {MANY_SOURCES} or more independent sources; "
+    "−1 when no active UN regime is identified; kept between low and critical"
+)
 
 
 @dataclass(frozen=True, slots=True)

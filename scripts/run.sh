@@ -9,6 +9,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}
 export SANCTIONS_WATCH_CONFIG=${SANCTIONS_WATCH_CONFIG:-$PWD/config}
+export PATH="$PWD/.venv/bin:$PATH"  # airflow standalone starts its parts as `airflow ...`
 PORT=${AIRFLOW__API__PORT:-8080}
 mkdir -p "$AIRFLOW_HOME" var/log var/outbox
 scripts/services.sh start

@@ -28,16 +28,37 @@ HOSTILE_SUMMARY = (
 )
 
 
-def seed(
-    rt: Runtime, titles: list[str], *, summary: str = "North Korea shipped shells to Russia."
-) -> list[int]:
-    """Store articles and a flagged classification for each, as the classify stage would."""
+# Distinct events, so that distinct titles are distinct stories (near-duplicates are grouped).
+EVENTS = [
+    "North Korea shipped artillery shells to Russia through Rajin.",
+    "A tanker met a North Korean ship off Nampo and transferred diesel at night.",
+    "Coal from Nampo was unloaded at a Chinese port under a false declaration.",
+    "Hackers tied to Pyongyang laundered stolen crypto through brokers in Cambodia.",
+    "Luxury cars reached Pyongyang by rail after passing through three front companies.",
+    "Workers from the North were found on building sites near Vladivostok.",
+    "Fishing licences in North Korean waters were sold to foreign trawlers last season.",
+    "A ballistic missile flew 600 km before falling into the sea east of Wonsan.",
+    "Customs in Busan seized machine tools bound for a Pyongyang munitions factory.",
+    "A bank in Dandong processed payments for a designated shipping company.",
+]
+
+
+def seed(rt: Runtime, titles: list[str], *, summary: str | None = None) -> list[int]:
+    """Store articles and a flagged classification for each, as the classify stage would.
+
+    Without ``summary`` each title gets a different event's text (one story each).
+    """
     with rt.sessions.begin() as s:
         sync_feeds(s, rt.config.feeds)
         ids = upsert_entries(
             s,
             [
-                entry(rt.config.feeds[0].id, t, url=f"https://x.example/{i}", summary=summary)
+                entry(
+                    rt.config.feeds[0].id,
+                    t,
+                    url=f"https://x.example/{i}",
+                    summary=summary or EVENTS[i % len(EVENTS)],
+                )
                 for i, t in enumerate(titles)
             ],
             now=NOW,
