@@ -257,10 +257,10 @@ def cmd_models(args: argparse.Namespace) -> int:
                 f"threshold {m.get('threshold', '?')}  test F1 {test.get('f1', '-')}  PR-AUC {test.get('pr_auc', '-')}"
             )
     elif args.models_command == "show":
-        info = {i.version: i for i in list_models(config.model_dir)}.get(args.version)
-        if info is None:
+        found = {i.version: i for i in list_models(config.model_dir)}.get(args.version)
+        if found is None:
             raise SanctionsWatchError(f"no model {args.version} in {config.model_dir}")
-        _print_json({"active": info.active, **info.metadata})
+        _print_json({"active": found.active, **found.metadata})
     elif args.models_command == "promote":
         promote(config.model_dir, args.version, now=_now())
         print(f"promoted {args.version}")

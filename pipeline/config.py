@@ -502,7 +502,7 @@ def load_config(
         raise r.fail("threshold", f"must be between 0 and 1 (exclusive), got {threshold}")
 
     f = r.sub("fetch")
-    f.check_keys(set(FetchSettings.__slots__))  # type: ignore[attr-defined]
+    f.check_keys(set(FetchSettings.__slots__))
     fetch = FetchSettings(
         connect_timeout=f.number("connect_timeout", 5.0, low=0.1, high=120.0),
         read_timeout=f.number("read_timeout", 15.0, low=0.1, high=300.0),
@@ -527,7 +527,7 @@ def load_config(
     )
 
     a = r.sub("alerts")
-    a.check_keys(set(AlertSettings.__slots__))  # type: ignore[attr-defined]
+    a.check_keys(set(AlertSettings.__slots__))
     alerts = AlertSettings(
         max_attempts=a.integer("max_attempts", 8, low=1, high=100),
         backoff_base_seconds=a.number("backoff_base_seconds", 60.0, low=0.0, high=86400.0),

@@ -106,8 +106,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"  actual-          {c['fp']:>10}  {c['tn']:>10}",
     ]
     for key in (k for k in report if k.startswith("by_")):
-        lines += ["", f"{key[3:]:<22} {'n':>5} {'pos':>5} {'FP':>4} {'FN':>4} {'prec':>6} {'recall':>6} {'F1':>6} {'PR-AUC':>7}"]
+        lines += [
+            "",
+            f"{key[3:]:<22} {'n':>5} {'pos':>5} {'FP':>4} {'FN':>4} {'prec':>6} {'recall':>6} {'F1':>6} {'PR-AUC':>7}",
+        ]
         for value, m in report[key].items():
+
             def fmt(x: float | None, width: int, has: bool = True) -> str:
                 return f"{'-':>{width}}" if x is None or not has else f"{x:>{width}.3f}"
 

@@ -27,16 +27,24 @@ def file_sha256(path: Path) -> str:
 
 def evaluate_frozen(model: TextModel, test_path: Path) -> dict[str, Any]:
     items = load_items([test_path])
-    probs = model.predict_proba([article_text(i.get("title"), i.get("summary"), i.get("body")) for i in items])
+    probs = model.predict_proba(
+        [article_text(i.get("title"), i.get("summary"), i.get("body")) for i in items]
+    )
     report = evaluate_items(items, probs.tolist(), model.threshold)
     # A slice the gate watches that is not a single field value: every non-English item together.
     non_en = [(i, p) for i, p in zip(items, probs.tolist(), strict=True) if i["lang"] != "en"]
     if non_en:
-        sub = evaluate_items([i for i, _ in non_en], [p for _, p in non_en], model.threshold, slices=())
+        sub = evaluate_items(
+            [i for i, _ in non_en], [p for _, p in non_en], model.threshold, slices=()
+        )
         report.setdefault("by_lang", {})["non-en"] = sub["overall"]
-    indirect = [(i, p) for i, p in zip(items, probs.tolist(), strict=True) if i["kind"] == "indirect"]
+    indirect = [
+        (i, p) for i, p in zip(items, probs.tolist(), strict=True) if i["kind"] == "indirect"
+    ]
     if indirect:
-        sub = evaluate_items([i for i, _ in indirect], [p for _, p in indirect], model.threshold, slices=())
+        sub = evaluate_items(
+            [i for i, _ in indirect], [p for _, p in indirect], model.threshold, slices=()
+        )
         report.setdefault("by_kind", {})["indirect"] = sub["overall"]
     report["model_version"] = model.version
     report["test_sha256"] = file_sha256(test_path)

@@ -94,8 +94,8 @@ class RegimeBook:
                         counts[alias.regime] += 1
                         seen.add(alias.regime)
         folded = text.casefold()
-        for regime, alias in self._substrings:
-            n = folded.count(alias)
+        for regime, needle in self._substrings:
+            n = folded.count(needle)
             if n:
                 counts[regime] += n
         return counts.most_common()

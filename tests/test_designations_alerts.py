@@ -12,18 +12,28 @@ from pipeline.jobs import Runtime, run_once
 from pipeline.schema import Alert, Article
 
 
-def test_designated_name_raises_severity_and_is_shown(make_config, sqlite_url, feed_server, mail_sink) -> None:
+def test_designated_name_raises_severity_and_is_shown(
+    make_config, sqlite_url, feed_server, mail_sink
+) -> None:
     config = make_config(
         database_url=sqlite_url,
         feeds=sample_feeds(feed_server.url),
         smtp_port=mail_sink.port,
-        settings={"designations_path": str(ROOT / "data" / "designations" / "un_consolidated_sample.xml")},
+        settings={
+            "designations_path": str(ROOT / "data" / "designations" / "un_consolidated_sample.xml")
+        },
     )
     rt = Runtime.open(config)
     try:
         run_once(rt, now=NOW, run_id="d1")
         with rt.sessions() as s:
-            rows = dict(s.execute(select(Article.title, Alert.severity).join(Alert, Alert.article_id == Article.id)).all())
+            rows = dict(
+                s.execute(
+                    select(Article.title, Alert.severity).join(
+                        Alert, Alert.article_id == Article.id
+                    )
+                ).all()
+            )
     finally:
         rt.close()
     haiti = next(t for t in rows if "Port-au-Prince" in t)

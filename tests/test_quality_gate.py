@@ -38,7 +38,9 @@ def test_frozen_test_split_is_never_trained_on() -> None:
     test = load_items([FROZEN])
     train = training_items(corpus, test)
     assert {i["event_id"] for i in train}.isdisjoint({i["event_id"] for i in test})
-    model_meta = json.loads((ROOT / "models" / load_active(ROOT / "models").version / "metadata.json").read_text())
+    model_meta = json.loads(
+        (ROOT / "models" / load_active(ROOT / "models").version / "metadata.json").read_text()
+    )
     from pipeline.corpus import data_hash
 
     assert model_meta["training_data"]["test_sha256"] == data_hash(test)
@@ -57,9 +59,22 @@ def test_gate_catches_a_regression_and_a_moved_test_set(report) -> None:
 def test_evaluate_cli_prints_tables_and_writes_report(tmp_path: Path) -> None:
     out_file = tmp_path / "report.json"
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(ROOT / "config"), "evaluate",
-         "--data", str(FROZEN), "--report", str(out_file)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "--config",
+            str(ROOT / "config"),
+            "evaluate",
+            "--data",
+            str(FROZEN),
+            "--report",
+            str(out_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     for heading in ("precision", "PR-AUC", "confusion", "regime", "lang", "kind"):
@@ -73,7 +88,19 @@ def test_evaluate_cli_refuses_unlabelled_items(tmp_path: Path) -> None:
     data = tmp_path / "x.jsonl"
     data.write_text(json.dumps({"id": "a", "title": "t", "summary": ""}) + "\n")
     out = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(ROOT / "config"), "evaluate", "--data", str(data)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "--config",
+            str(ROOT / "config"),
+            "evaluate",
+            "--data",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert out.returncode == 2 and "label" in out.stderr
