@@ -20,9 +20,12 @@ Every 15 minutes:
    stores new articles. One failing feed never fails the task; its error is in the task log and in the
    `fetch_log` table. Returns ids and counts.
 2. **classify_articles** scores new and backlog articles with the active model (`models/registry.json`).
-3. **record_alerts** creates one alert per flagged article and one outbox row per recipient.
-4. **deliver_alerts** sends due outbox rows over SMTP (lease, retries with back-off; 5xx → failed and
-   reported). A retry or re-run never sends an alert twice.
+3. **record_alerts** groups flagged articles into stories (syndicated, edited and translated copies
+   of one story), gives each story a severity, and records one alert per story (and an update alert
+   only when its severity rises) with one outbox row per recipient; digest subscribers get the day's
+   alerts in one message.
+4. **deliver_alerts** sends due outbox rows by email (SMTP) and webhook (Slack/Teams): lease, retries
+   with back-off; permanent failures are reported. A retry or re-run never sends an alert twice.
 5. **check_health** records operator notices for silent feeds and stuck deliveries, and fails (so the
    operators are told) when there are new ones.
 
