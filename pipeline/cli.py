@@ -67,74 +67,71 @@ def cmd_run_once(args: argparse.Namespace) -> int:
     return 1 if summary["feeds_failed"] and not summary["feeds_ok"] else 0
 
 
-_SCORE_FIELDS = {"id", "title", "summary", "body", "lang"}
-
-
 def cmd_score(
     args: argparse.Namespace, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
 ) -> int:
-    """JSON lines in (id, title, summary, body, lang) → JSON lines out (id, score, flagged, ...)."""
-    from pipeline.classifier import article_text
+    """JSON lines in (id, title, summary, body, lang) → JSON lines out (id, score, flagged, ...).
+
+    Output lines keep the input order; a bad line is reported on stderr with its number and, in its
+    place, as ``{"line": N, "error": ...}``; the other lines are scored.
+    """
     from pipeline.regimes import load_regimes
+    from pipeline.scoring import BatchScorer, parse_line
 
     config = _config(args)
     if args.embed_workers:
         config = dataclasses.replace(config, embed_workers=args.embed_workers)
     model = _load_model(config, args.model)
-    regimes = load_regimes(config.config_dir / "regimes.yaml")
+    regimes_path = config.config_dir / "regimes.yaml"
+    scorer = BatchScorer(model, load_regimes(regimes_path), model_dir=config.model_dir,
+                         regimes_path=regimes_path, processes=args.processes)  # fmt: skip
     errors = 0
-    batch: list[tuple[Any, str]] = []
 
-    def flush() -> None:
-        if not batch:
-            return
-        scores = model.score([t for _, t in batch], regimes=regimes)
-        for (item_id, _), s in zip(batch, scores, strict=True):
-            stdout.write(
-                json.dumps(
-                    {
-                        "id": item_id,
-                        "score": s.score,
-                        "flagged": s.flagged,
-                        "threshold": model.threshold,
-                        "model_version": model.version,
-                        "regimes": list(s.evidence.regimes),
-                        "evidence": {
-                            "sentences": list(s.evidence.sentences),
-                            "terms": list(s.evidence.terms),
-                        },
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
-        batch.clear()
+    def segments() -> Any:
+        """Batches of valid items, with error lines emitted between them in input order."""
+        nonlocal errors
+        batch: list[dict[str, Any]] = []
+        for number, line in enumerate(stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(parse_line(line))
+            except InputError as err:
+                errors += 1
+                print(f"sanctions-watch score: line {number}: {err}", file=sys.stderr)
+                if batch:
+                    yield batch
+                    batch = []
+                yield json.dumps({"line": number, "error": str(err)})
+                continue
+            if len(batch) >= args.batch:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
-    for number, line in enumerate(stdin, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict):
-                raise InputError("each line must be a JSON object")
-            if "id" not in item:
-                raise InputError("missing 'id'")
-            for key in ("title", "summary", "body", "lang"):
-                if key in item and item[key] is not None and not isinstance(item[key], str):
-                    raise InputError(f"{key!r} must be a string")
-        except (ValueError, InputError) as err:
-            errors += 1
-            flush()  # keep output lines in input order
-            print(f"sanctions-watch score: line {number}: {err}", file=sys.stderr)
-            stdout.write(json.dumps({"line": number, "error": str(err)}) + "\n")
-            continue
-        batch.append(
-            (item["id"], article_text(item.get("title"), item.get("summary"), item.get("body")))
-        )
-        if len(batch) >= 256:
-            flush()
-    flush()
-    _close_model(model)
+    # Errors are strings, batches are lists: score the batches, pass the errors through, in order.
+    pending: list[Any] = []
+
+    def drain() -> None:
+        for lines in scorer.run(b for b in pending if isinstance(b, list)):
+            for out in lines:
+                stdout.write(out + "\n")
+        pending.clear()
+
+    try:
+        for segment in segments():
+            if isinstance(segment, str):
+                drain()
+                stdout.write(segment + "\n")
+            else:
+                pending.append(segment)
+                if len(pending) >= 16:
+                    drain()
+        drain()
+    finally:
+        scorer.close()
+        _close_model(model)
     return 1 if errors else 0
 
 
@@ -315,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--embed-workers", type=int, help="embedding processes (default: settings embed_workers)"
     )
+    p.add_argument("--processes", type=int, default=1, help="scoring processes (2 on two cores)")
+    p.add_argument("--batch", type=int, default=256, help="items per batch")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("db", help="database schema")

@@ -110,3 +110,37 @@ def test_score_cli_names_bad_lines() -> None:
     assert "line 2" in out.stderr and "line 3" in out.stderr and "line 4" in out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert rows[0]["id"] == "ok" and {r.get("line") for r in rows[1:]} == {2, 3, 4}
+
+
+def test_score_cli_two_processes_same_output_in_order() -> None:
+    lines = [
+        json.dumps({"id": i, "title": t, "summary": s})
+        for i, (t, s) in enumerate([ORIGIN, COUNCIL_VOTE, SUMMIT] * 4)
+    ]
+    lines.insert(5, "not json")
+    single = run_score(lines)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "--config",
+            str(ROOT / "config"),
+            "score",
+            "--processes",
+            "2",
+            "--batch",
+            "3",
+        ],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert out.returncode == single.returncode == 1
+    assert out.stdout == single.stdout
+    assert json.loads(out.stdout.splitlines()[5]) == {
+        "line": 6,
+        "error": json.loads(single.stdout.splitlines()[5])["error"],
+    }
