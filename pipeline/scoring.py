@@ -79,6 +79,13 @@ def _init_worker(model_dir: str, version: str, threshold: float, regimes_path: s
     _WORKER = (model, load_regimes(regimes_path))
 
 
+def _ready(seconds: float) -> bool:
+    import time
+
+    time.sleep(seconds)  # holds this worker so the next task starts another one
+    return _WORKER is not None
+
+
 def _score_in_worker(items: list[dict[str, Any]]) -> list[str]:
     assert _WORKER is not None, "worker not initialised"
     return score_batch(_WORKER[0], _WORKER[1], items)
@@ -91,6 +98,7 @@ class BatchScorer:
                  regimes_path: Path, processes: int = 1) -> None:  # fmt: skip
         self.model, self.regimes = model, regimes
         self.pool: ProcessPoolExecutor | None = None
+        self.processes = processes
         if processes > 1:
             self.pool = ProcessPoolExecutor(
                 processes,
@@ -98,6 +106,13 @@ class BatchScorer:
                 initializer=_init_worker,
                 initargs=(str(model_dir), model.version, model.threshold, str(regimes_path)),
             )
+
+    def warm_up(self) -> None:
+        """Start every worker process and load its model now rather than on the first batches."""
+        if self.pool is not None:
+            futures = [self.pool.submit(_ready, 0.3) for _ in range(self.processes)]
+            if not all(f.result() for f in futures):
+                raise RuntimeError("a scoring worker failed to load the model")
 
     def run(self, batches: Iterable[list[dict[str, Any]]]) -> Iterator[list[str]]:
         if self.pool is None:
