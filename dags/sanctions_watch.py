@@ -26,15 +26,39 @@ Every 15 minutes:
    alerts in one message.
 4. **deliver_alerts** sends due outbox rows by email (SMTP) and webhook (Slack/Teams): lease, retries
    with back-off; permanent failures are reported. A retry or re-run never sends an alert twice.
-5. **check_health** records operator notices for silent feeds and stuck deliveries, and fails (so the
-   operators are told) when there are new ones.
+5. **check_health** records operator notices for silent feeds and stuck deliveries, emails them to the
+   operators, and fails (so the run shows red) when there are new ones.
+
+A task that fails after its retries is reported to the operators too (a notice and an email).
 
 Config: `$SANCTIONS_WATCH_CONFIG` (default: the repo's `config/`). SMTP credentials: the
 `smtp_default` connection when it exists. Runbook: `docs/operations.md`.
 """
 
+
+def _tell_operators(context: Any) -> None:
+    """on_failure_callback: record a notice and email the operators (never raises)."""
+    try:
+        from pipeline.config import load_config
+        from pipeline.notify import report_task_failure
+
+        ti = context.get("ti") or context.get("task_instance")
+        report_task_failure(
+            load_config(),
+            dag_id=getattr(ti, "dag_id", "sanctions_watch"),
+            task_id=getattr(ti, "task_id", "?"),
+            run_id=str(context.get("run_id", "?")),
+            try_number=getattr(ti, "try_number", None),
+            error=context.get("exception"),
+            now=_now(),
+        )
+    except Exception as err:
+        print(f"could not notify operators: {err}")
+
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "sanctions-watch",
+    "on_failure_callback": _tell_operators,
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,

@@ -46,6 +46,7 @@ def test_dag_file_imports_without_heavy_modules(tmp_path: Path) -> None:
             "doc": bool(dag.doc_md),
             "retries": [dag.get_task(t).retries for t in dag.task_ids],
             "timeouts": [dag.get_task(t).execution_timeout is not None for t in dag.task_ids],
+            "on_failure": [bool(dag.get_task(t).on_failure_callback) for t in dag.task_ids],
         }}))
     """)
     out = subprocess.run(
@@ -69,6 +70,7 @@ def test_dag_file_imports_without_heavy_modules(tmp_path: Path) -> None:
     }
     assert "sanctions-watch" in info["tags"]
     assert max(info["retries"]) >= 3 and all(info["timeouts"])
+    assert all(info["on_failure"])  # operators are told about a task that fails
 
 
 def test_dagbag_has_no_import_errors(tmp_path: Path) -> None:
