@@ -98,11 +98,32 @@ class _RedactURLs(logging.Filter):
         return True
 
 
-# httpx logs every request URL at INFO, userinfo and query string included. The filter is added once
-# per process (the only module-level effect of this module) and only rewrites URL arguments.
+class _RedactTraceHeaders(logging.Filter):
+    """Keeps the header lists out of httpcore's DEBUG trace ("receive_response_headers.complete
+    return_value=(b'HTTP/1.1', 302, b'Found', [(b'Location', b'/feed?token=...'), ...])"): a
+    Location or Set-Cookie header can carry a credential. The status line is kept."""
+
+    _HEADERS = re.compile(r"(return_value=\(b'[^']*', \d+, b'[^']*'), \[.*\]\)\s*$", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        if "headers" in message and "[(" in message:
+            kept = self._HEADERS.sub(r"\1, [headers not logged])", message)
+            record.msg = kept if kept != message else message.split(" ", 1)[0]
+            record.args = ()
+        return True
+
+
+# httpx logs every request URL at INFO, userinfo and query string included; httpcore logs response
+# headers at DEBUG. The filters are added once per process (the only module-level effect of this
+# module) and only rewrite URL arguments and header lists.
 _httpx_logger = logging.getLogger("httpx")
 if not any(isinstance(f, _RedactURLs) for f in _httpx_logger.filters):
     _httpx_logger.addFilter(_RedactURLs())
+for _name in ("httpcore.http11", "httpcore.http2", "httpcore.connection", "httpcore.proxy"):
+    _trace_logger = logging.getLogger(_name)
+    if not any(isinstance(f, _RedactTraceHeaders) for f in _trace_logger.filters):
+        _trace_logger.addFilter(_RedactTraceHeaders())
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, "

@@ -210,7 +210,7 @@ def ingest(
             f.id: (f.etag, f.last_modified, f.next_fetch_after)
             for f in session.scalars(select(Feed))
         }
-    due = [f for f in feeds if not (state[f.id][2] and state[f.id][2] > now)]
+    due = [f for f in feeds if (until := state[f.id][2]) is None or until <= now]
     deferred = [f.id for f in feeds if f not in due]
     for feed_id in deferred:
         log.info("feed %s deferred until %s (its server asked to wait)", feed_id, state[feed_id][2])

@@ -116,14 +116,43 @@ def _looks_opaque(value: str) -> bool:
     )
 
 
-def _redact_query(query: str) -> str:
+def _hides_secret(value: str, depth: int) -> bool:
+    """Does a query value carry a URL or query string of its own with a credential in it?
+
+    Redirectors and feed proxies take the real URL as a (percent-encoded) parameter:
+    ``/r?to=%2Ffeed%3Ftoken%3Dabc``. The value is decoded and checked like a URL, a few levels deep;
+    deeper nesting is assumed to hide something.
+    """
+    plain = value
+    for _ in range(3):  # percent-encoded once, twice, ...
+        decoded = unquote(plain)
+        if decoded == plain:
+            break
+        plain = decoded
+    if "=" not in plain and "@" not in plain:
+        return False
+    if depth >= 3:
+        return True
+    try:
+        parts = urlsplit(plain)
+    except ValueError:
+        return True
+    if "@" in parts.netloc:
+        return True
+    query = parts.query if (parts.query or "?" in plain) else plain
+    return _redact_query(query, depth + 1) != query
+
+
+def _redact_query(query: str, depth: int = 0) -> str:
     if not query:
         return ""
     out: list[str] = []
     for part in query.split("&"):
         key, sep, value = part.partition("=")
         if sep:
-            if value and (_sensitive_key(key) or _looks_opaque(value)):
+            if value and (
+                _sensitive_key(key) or _looks_opaque(value) or _hides_secret(value, depth)
+            ):
                 value = REDACTED
             out.append(f"{key}={value}")
         else:

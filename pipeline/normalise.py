@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 from html import unescape
-from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -83,48 +83,83 @@ def clean_text(text: str | None, *, max_chars: int | None = None) -> str:
     return text
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self, limit: int) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.size = 0
-        self.limit = limit
-        self.skip_depth = 0
+# A start or end tag: the name, then anything but another "<" up to its ">".
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^<>]*>")
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP_TAGS:
-            self.skip_depth += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self.skip_depth = max(0, self.skip_depth - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+@lru_cache(maxsize=32)
+def _end_tag(name: str) -> re.Pattern[str]:
+    return re.compile(rf"</{re.escape(name)}\b", re.IGNORECASE)
 
-    def handle_data(self, data: str) -> None:
-        if self.skip_depth or self.size > self.limit:
-            return
-        self.parts.append(data)
-        self.size += len(data)
+
+def _visible_text(html: str, limit: int) -> str:
+    """The text of an HTML fragment, in one linear pass (no backtracking over the input).
+
+    Not :class:`html.parser.HTMLParser`: on feed text built for it, that parser rescans the rest of
+    the input for every unterminated comment, tag or quote (100 KB of ``<a `` took over two
+    minutes) and raises ``AssertionError`` on ``<![``. Here each construct is looked up once:
+    comments end at ``-->``, other ``<!...>`` and ``<?...>`` at ``>``; an unterminated one hides
+    the rest, as in a browser. A ``<`` that does not open a tag closed before the next ``<`` is
+    text. Skipped elements (script, style, ...) end at their end tag, or hide the rest.
+    """
+    parts: list[str] = []
+    size = 0
+    pos = 0
+    n = len(html)
+    while pos < n and size <= limit:
+        lt = html.find("<", pos)
+        text = html[pos:] if lt < 0 else html[pos:lt]
+        if text:
+            parts.append(unescape(text))
+            size += len(text)
+        if lt < 0:
+            break
+        if html.startswith("<!--", lt):
+            end = html.find("-->", lt + 4)
+            if end < 0:
+                break
+            pos = end + 3
+            continue
+        if html.startswith(("<!", "<?"), lt):
+            end = html.find(">", lt + 2)
+            if end < 0:
+                break
+            pos = end + 1
+            continue
+        match = _TAG_RE.match(html, lt)
+        if match is None:  # a lone "<" is text
+            parts.append("<")
+            size += 1
+            pos = lt + 1
+            continue
+        pos = match.end()
+        name = match.group(2).lower()
+        if not match.group(1) and name in _SKIP_TAGS:
+            found = _end_tag(name).search(html, pos)
+            if found is None:
+                break
+            close = html.find(">", found.end())
+            if close < 0:
+                break
+            pos = close + 1
+        elif name in _BLOCK_TAGS:
+            parts.append("\n")
+    return "".join(parts)
 
 
 def html_to_text(html: str | None, *, max_chars: int = 100_000) -> str:
     """Visible text of an HTML fragment: tags dropped, scripts and styles removed, entities decoded.
 
     Plain text passes through unchanged (apart from entity decoding), so feeds that put text in an
-    HTML field and feeds that put HTML in a text field both come out as text.
+    HTML field and feeds that put HTML in a text field both come out as text. The work is linear in
+    the input (see :func:`_visible_text`), which is cut to a bounded prefix first.
     """
     if not html:
         return ""
     if "<" not in html:
         return clean_text(unescape(html), max_chars=max_chars)
-    # Parse at most a bounded prefix: a 5 MB summary is cut before the HTML parser sees it.
-    parser = _TextExtractor(limit=max_chars * 2)
-    parser.feed(html[: max_chars * 4])
-    parser.close()
-    return clean_text("".join(parser.parts), max_chars=max_chars)
+    # Look at most at a bounded prefix: a 5 MB summary is cut before it is scanned.
+    return clean_text(_visible_text(html[: max_chars * 4], max_chars * 2), max_chars=max_chars)
 
 
 def safe_http_url(url: str | None) -> str | None:
@@ -156,6 +191,8 @@ def canonical_url(url: str | None) -> str | None:
         port = parts.port
     except ValueError:
         return None
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
     netloc = (
         host
         if port is None or (scheme, port) in (("http", 80), ("https", 443))
@@ -180,7 +217,8 @@ def _fold(text: str) -> str:
 def content_hash(title: str, summary: str) -> str:
     """Hash of the folded title and the start of the summary: equal for syndicated copies of one text."""
     basis = _fold(title) + "\n" + _fold(summary)[:400]
-    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+    # surrogatepass: a lone surrogate (in text not cleaned yet) must not make hashing fail.
+    return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def article_key(feed_id: str, *, url: str | None, guid: str | None, chash: str) -> str:
@@ -196,7 +234,7 @@ def article_key(feed_id: str, *, url: str | None, guid: str | None, chash: str) 
         basis = f"guid:{feed_id}:{guid.strip()}"
     else:
         basis = "hash:" + chash
-    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 _SCRIPTS = (
@@ -346,13 +384,15 @@ _STOPWORDS = {
     ],
 }
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
+_LANG_CODE_RE = re.compile(r"[a-z]{2,3}", re.ASCII)
 
 
 def detect_language(text: str, *, hint: str | None = None) -> str:
     """ISO 639-1 code of the text's language, by script, then by function words for Latin scripts.
 
-    ``hint`` (the feed's declared language) is used when the text is too short to tell. Returns
-    ``und`` when nothing can be told.
+    ``hint`` (the feed's declared language) is used when the text is too short to tell; it comes from
+    the feed, so only its primary subtag is kept, and only when it looks like an ISO 639 code (two
+    or three letters). Returns ``und`` when nothing can be told.
     """
     sample = text[:4000]
     letters = len(_WORD_RE.findall(sample)) or 1
@@ -362,7 +402,9 @@ def detect_language(text: str, *, hint: str | None = None) -> str:
                 return "ja"
             return code
     words = [w.casefold() for w in _WORD_RE.findall(sample)]
-    hint_code = (hint or "").split("-")[0].split("_")[0].lower() or None
+    hint_code = (hint or "").strip().split("-")[0].split("_")[0].lower()
+    if not _LANG_CODE_RE.fullmatch(hint_code):
+        hint_code = ""
     if len(words) >= 4:
         scores = {lang: sum(1 for w in words if w in set(sw)) for lang, sw in _STOPWORDS.items()}
         best = max(scores, key=lambda k: scores[k])

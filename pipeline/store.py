@@ -8,6 +8,7 @@ never read the clock.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.config import FeedConfig
 from pipeline.faults import checkpoint
+from pipeline.normalise import clean_text
 from pipeline.parse import Entry
 from pipeline.schema import Article, Base, Classification, Feed, FetchLog, Sighting
 
@@ -32,6 +34,21 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+_MAX_ERROR = 4000
+_PRINTABLE = re.compile(r"[\x20-\x7e\t]+")
+
+
+def _validator(value: str | None, column: Any) -> str | None:
+    """``value`` when it is printable ASCII that fits ``column``'s length, else None."""
+    if not value:
+        return None
+    length = getattr(column.type, "length", None)
+    if (length is not None and len(value) > length) or not _PRINTABLE.fullmatch(value):
+        log.warning("dropping a %d-character validator the server sent: unusable", len(value))
+        return None
+    return value
 
 
 def insert_ignore(
@@ -53,13 +70,25 @@ def insert_ignore(
 
 
 def sync_feeds(session: Session, feeds: Iterable[FeedConfig]) -> None:
-    """Make the feeds table know every configured feed (URL and name follow the config)."""
-    existing = {f.id: f for f in session.scalars(select(Feed))}
+    """Make the feeds table know every configured feed (URL and name follow the config).
+
+    New feeds are inserted with insert-or-ignore: two runs starting at once on PostgreSQL both see
+    the feed missing, and a plain INSERT in the second would fail on the primary key.
+    """
+    feeds = list(feeds)
+    existing = set(session.scalars(select(Feed.id)))
+    missing = [
+        {"id": cfg.id, "url": cfg.url, "name": cfg.name, "consecutive_failures": 0}
+        for cfg in feeds
+        if cfg.id not in existing
+    ]
+    insert_ignore(session, Feed, missing, ["id"])
+    rows = {f.id: f for f in session.scalars(select(Feed))}
     for cfg in feeds:
-        row = existing.get(cfg.id)
-        if row is None:
-            session.add(Feed(id=cfg.id, url=cfg.url, name=cfg.name, consecutive_failures=0))
-        elif row.url != cfg.url or row.name != cfg.name:
+        row = rows.get(cfg.id)
+        if row is None:  # pragma: no cover - inserted just above, by us or by a concurrent run
+            continue
+        if row.url != cfg.url or row.name != cfg.name:
             if row.url != cfg.url:  # validators belong to the old URL
                 row.etag = row.last_modified = None
             row.url, row.name = cfg.url, cfg.name
@@ -179,7 +208,15 @@ def record_fetch(
     last_modified: str | None = None,
     next_fetch_after: datetime | None = None,
 ) -> None:
-    """Log one fetch and update the feed's state (validators, failure count, back-off)."""
+    """Log one fetch and update the feed's state (validators, failure count, back-off).
+
+    ``error`` and the validators come from the feed's server: the error text is cleaned like feed
+    text (no NUL or lone surrogate reaches the database) and a validator that does not fit its
+    column or could not be sent back as a header is dropped (it is only a cache hint).
+    """
+    error = (clean_text(error, max_chars=_MAX_ERROR) or None) if error else None
+    etag = _validator(etag, Feed.etag)
+    last_modified = _validator(last_modified, Feed.last_modified)
     session.add(
         FetchLog(
             run_id=run_id,
