@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.config import Config, Subscription
 from pipeline.mail import message_id_for
+from pipeline.normalise import clean_text
 from pipeline.regimes import RegimeBook
 from pipeline.render import AlertView, RegimeView, SourceView
 from pipeline.schema import (
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The longest summary an alert shows (feeds are already cut at 20,000 characters by the parser).
+SUMMARY_CHARS = 4000
 
 DesignationMatcher = Callable[[str], Sequence[str]]
 _LOCK_KEY = 0x53574131  # "SWA1": serialises record_alerts runs on PostgreSQL
@@ -588,7 +592,8 @@ def alert_view(
     return AlertView(
         alert_id=alert.id,
         title=lead.title,
-        summary=lead.summary or lead.body[:1500],
+        # Bounded whatever the database holds: an alert is a lead, the link has the rest.
+        summary=clean_text(lead.summary or lead.body, max_chars=SUMMARY_CHARS),
         url=lead.url,
         lang=lead.lang,
         first_seen_at=lead.first_seen_at,

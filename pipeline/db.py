@@ -34,7 +34,7 @@ def redact_db_url(url: str) -> str:
     """The URL without its password, for logs and error messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unparseable URL is logged as a placeholder, never raw
         return "<unparseable database URL>"
 
 

@@ -327,7 +327,7 @@ def _shutdown_stream(stream: object) -> None:
         return
     try:
         sock = get_extra_info("socket")
-    except Exception:  # a stream that is already closed may refuse; nothing left to interrupt
+    except Exception:  # noqa: BLE001 - a closed stream may refuse; nothing left to interrupt
         return
     if isinstance(sock, socket.socket):
         # socket.socket.shutdown, not SSLSocket.shutdown: act on the file descriptor only, without
@@ -798,7 +798,7 @@ class _FetchRun:
         def work() -> None:
             try:
                 box.append(netguard.resolve_host(host, port))
-            except Exception as exc:  # handed to the caller below
+            except Exception as exc:  # noqa: BLE001 - handed to the caller below
                 box.append(exc)
             finally:
                 done.set()

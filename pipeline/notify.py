@@ -49,7 +49,7 @@ def report_task_failure(
             )
         send_notices(sessions, config, sender or SmtpSender(config.smtp), now=now)
         return recorded
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - a failure hook must not fail; the error is logged
         log.error("could not report the failure of %s.%s to operators: %s", dag_id, task_id, err)
         return False
     finally:

@@ -250,3 +250,11 @@ def test_subscription_filters(make_config, sqlite_url: str, mail_sink: MailSink)
         assert sorted(s.scalars(select(Delivery.recipient))) == ["korea@example.org"]
         assert s.scalar(select(Article.lang)) == "en"
     rt.close()
+
+
+def test_huge_summary_in_the_database_is_capped_in_the_email(runtime: Runtime, mail_sink: MailSink) -> None:
+    seed(runtime, ["Story with a huge summary"], summary="Shells reached the port. " + "word " * 1_000_000)
+    record_alerts(runtime, now=NOW)
+    deliver(runtime)
+    sizes = [len(m) for m in mail_sink.messages]
+    assert sizes and max(sizes) < 200_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import subprocess
 import sys
 from dataclasses import replace
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import NOW
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, inspect, select
 
 from pipeline.config import FeedConfig
 from pipeline.db import (
@@ -218,37 +217,7 @@ def test_redact_db_url_hides_password() -> None:
     assert "hunter2" not in redact_db_url("postgresql://sw:hunter2@db.example/sw")
 
 
-def _worker(url: str, worker: int, n: int) -> None:
-    engine = make_engine(url)
-    factory = make_sessionmaker(engine)
-    for i in range(n):
-        # Half of the keys are shared by every worker, half are the worker's own.
-        key = i if i % 2 == 0 else f"{worker}-{i}"
-        with factory.begin() as s:
-            upsert_entries(s, [entry("a", f"Story {key}", url=f"https://x.example/{key}")], now=NOW)
-    engine.dispose()
-
-
-@pytest.mark.slow
-def test_eight_processes_upserting_one_sqlite_file(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    engine = make_engine(url)
-    upgrade_database(engine)
-    with make_sessionmaker(engine).begin() as s:
-        sync_feeds(s, FEEDS)
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(url, w, 200)) for w in range(8)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-    assert [p.exitcode for p in procs] == [0] * 8
-    with make_sessionmaker(engine)() as s:
-        total = s.scalar(select(func.count()).select_from(Article))
-        ok = s.execute(text("PRAGMA integrity_check")).scalar()
-    assert total == 100 + 8 * 100  # 100 shared even keys + 100 odd keys per worker
-    assert ok == "ok"
-    engine.dispose()
+# Eight processes upserting one SQLite file: tests/hazards/test_concurrency.py.
 
 
 def test_cli_db_upgrade(tmp_path: Path, make_config) -> None:
