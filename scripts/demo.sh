@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$PWD/var/airflow}
 export AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export SANCTIONS_WATCH_CONFIG=${SANCTIONS_WATCH_CONFIG:-$PWD/config}
 mkdir -p "$AIRFLOW_HOME" var/outbox
 scripts/services.sh start

@@ -24,6 +24,11 @@ for _ in $(seq 1 180); do
   if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "Airflow exited; see var/log/airflow-standalone.log"; tail -n 30 var/log/airflow-standalone.log; exit 1; fi
   sleep 1
 done
+# A DAG first seen by `make demo` (dag.test) may have been registered paused: unpause it explicitly.
+for _ in $(seq 1 60); do
+  if .venv/bin/airflow dags unpause sanctions_watch >/dev/null 2>&1; then break; fi
+  sleep 2
+done
 PASSFILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 cat <<INFO
 
