@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.designations import (  # noqa: E402
+from pipeline.knowledge.designations import (  # noqa: E402
     Designation,
     DesignationIndex,
     load_consolidated_list,
 )
-from pipeline.designations_match import canon  # noqa: E402
+from pipeline.knowledge.matching import canon  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "un_consolidated_sample.xml"
 EVAL = ROOT / "data" / "designation_eval.jsonl"

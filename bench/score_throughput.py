@@ -29,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.classifier import article_text  # noqa: E402
-from pipeline.corpus import load_items  # noqa: E402
-from pipeline.regimes import load_regimes  # noqa: E402
-from pipeline.registry import load_active, load_version  # noqa: E402
-from pipeline.scoring import BatchScorer  # noqa: E402
+from pipeline.classify.model import article_text  # noqa: E402
+from pipeline.classify.registry import load_active, load_version  # noqa: E402
+from pipeline.classify.scoring import BatchScorer  # noqa: E402
+from pipeline.knowledge.regimes import load_regimes  # noqa: E402
+from pipeline.training.corpus import load_items  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -26,8 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.regimes import load_regimes  # noqa: E402
-from pipeline.stories import (  # noqa: E402
+from pipeline.alerts.stories import (  # noqa: E402
     DEFAULT_WINDOW,
     StoryIndex,
     StoryText,
@@ -36,6 +35,7 @@ from pipeline.stories import (  # noqa: E402
     lexical_similarity,
     similarity,
 )
+from pipeline.knowledge.regimes import load_regimes  # noqa: E402
 
 NEAR_DUPLICATE = {"syndicated", "edited", "translated"}
 REPORTED_APART = {"rewrite"}

@@ -40,7 +40,7 @@ def _tell_operators(context: Any) -> None:
     """on_failure_callback: record a notice and email the operators (never raises)."""
     try:
         from pipeline.config import load_config
-        from pipeline.notify import report_task_failure
+        from pipeline.deliver.notices import report_task_failure
 
         ti = context.get("ti") or context.get("task_instance")
         report_task_failure(

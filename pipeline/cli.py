@@ -32,7 +32,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _load_model(config: Any, version: str | None) -> Any:
     """The named model version, or the active one (falling back to the previous if refused)."""
-    from pipeline.registry import load_active, load_version
+    from pipeline.classify.registry import load_active, load_version
 
     if version:
         return load_version(config.model_dir, version, embed_workers=config.embed_workers)
@@ -75,8 +75,8 @@ def cmd_score(
     Output lines keep the input order; a bad line is reported on stderr with its number and, in its
     place, as ``{"line": N, "error": ...}``; the other lines are scored.
     """
-    from pipeline.regimes import load_regimes
-    from pipeline.scoring import BatchScorer, parse_line
+    from pipeline.classify.scoring import BatchScorer, parse_line
+    from pipeline.knowledge.regimes import load_regimes
 
     config = _config(args)
     if args.embed_workers:
@@ -136,7 +136,7 @@ def cmd_score(
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from pipeline.db import downgrade_database, make_engine, redact_db_url, upgrade_database
+    from pipeline.store.db import downgrade_database, make_engine, redact_db_url, upgrade_database
 
     config = _config(args)
     engine = make_engine(config.database_url)
@@ -152,7 +152,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def _corpus_paths(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
-    from pipeline.corpus import load_items
+    from pipeline.training.corpus import load_items
 
     corpus = load_items([Path(p) for p in args.data])
     test_path = Path(args.test)
@@ -161,9 +161,9 @@ def _corpus_paths(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pipeline.corpus import training_items
-    from pipeline.registry import promote
-    from pipeline.train import train_model
+    from pipeline.classify.registry import promote
+    from pipeline.training.corpus import training_items
+    from pipeline.training.train import train_model
 
     config = _config(args)
     corpus, test = _corpus_paths(args)
@@ -193,9 +193,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pipeline.classifier import article_text
-    from pipeline.corpus import load_items
-    from pipeline.evaluate import evaluate_items, format_report
+    from pipeline.classify.model import article_text
+    from pipeline.training.corpus import load_items
+    from pipeline.training.evaluate import evaluate_items, format_report
 
     config = _config(args)
     model = _load_model(config, args.model)
@@ -223,7 +223,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from pipeline.gate import check_gate, evaluate_frozen, load_baseline
+    from pipeline.training.gate import check_gate, evaluate_frozen, load_baseline
 
     config = _config(args)
     model = _load_model(config, args.model)
@@ -242,7 +242,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from pipeline.registry import list_models, promote, rollback
+    from pipeline.classify.registry import list_models, promote, rollback
 
     config = _config(args)
     if args.models_command == "list":
@@ -267,7 +267,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
-    from pipeline.corpus import check_items, load_items, split_frozen_test
+    from pipeline.training.corpus import check_items, load_items, split_frozen_test
 
     items = load_items([Path(p) for p in args.data])
     if args.corpus_command == "check":

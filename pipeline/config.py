@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.netguard import AllowList, blocked_reason, is_ip_literal, normalize_host
+from pipeline.net.policy import AllowList, blocked_reason, is_ip_literal, normalize_host
 
 __all__ = [
     "AlertSettings",
@@ -94,7 +94,7 @@ class AlertSettings:
     pending_alarm_hours: float = 6.0
     feedback_address: str | None = None
     batch_size: int = 200
-    # Stories (pipeline/stories.py; measured in docs/alerts.md with bench/story_threshold.py).
+    # Stories (pipeline/alerts/stories.py; measured in docs/alerts.md with bench/story_threshold.py).
     story_threshold: float = 0.40
     story_window_hours: float = 72.0
     # Webhook POSTs: connect/read timeout and the total deadline of one attempt, in seconds.

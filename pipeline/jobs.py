@@ -22,28 +22,28 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.alerts import record as _record_alerts
-from pipeline.classifier import TextModel, article_text
+from pipeline.alerts.digest import compose_digests
+from pipeline.alerts.record import record as _record_alerts
+from pipeline.classify.model import TextModel, article_text
+from pipeline.classify.registry import load_active
 from pipeline.config import Config, FeedConfig
-from pipeline.db import make_engine, make_sessionmaker, upgrade_database
-from pipeline.digest import compose_digests
-from pipeline.errors import FeedError
-from pipeline.fetch import FetchPolicy, FetchResult, HTTPStatusError, fetch_feed
-from pipeline.mail import MailSender, SmtpSender
-from pipeline.netguard import redact_url
-from pipeline.outbox import (
+from pipeline.deliver.mail import MailSender, SmtpSender
+from pipeline.deliver.outbox import (
     DeliveryReport,
     deliver_pending,
     display_recipient,
     record_notice,
     send_notices,
 )
-from pipeline.parse import ParsedFeed, parse_feed
-from pipeline.regimes import RegimeBook, load_regimes
-from pipeline.registry import load_active
-from pipeline.schema import Article, Classification, Delivery, Digest, Feed, FetchLog, Story
-from pipeline.store import articles_to_classify, record_fetch, sync_feeds, upsert_entries
-from pipeline.webhook import WebhookPolicy, WebhookSender
+from pipeline.deliver.webhook import WebhookPolicy, WebhookSender
+from pipeline.errors import FeedError
+from pipeline.ingest.fetch import FetchPolicy, FetchResult, HTTPStatusError, fetch_feed
+from pipeline.ingest.parse import ParsedFeed, parse_feed
+from pipeline.knowledge.regimes import RegimeBook, load_regimes
+from pipeline.net.policy import redact_url
+from pipeline.store.articles import articles_to_classify, record_fetch, sync_feeds, upsert_entries
+from pipeline.store.db import make_engine, make_sessionmaker, upgrade_database
+from pipeline.store.schema import Article, Classification, Delivery, Digest, Feed, FetchLog, Story
 
 __all__ = ["Runtime", "check_health", "classify", "deliver", "ingest", "record_alerts", "run_once"]
 
@@ -86,7 +86,7 @@ class Runtime:
         path = self.config.designations_path
         if path is None:
             return None
-        from pipeline.designations import load_consolidated_list
+        from pipeline.knowledge.designations import load_consolidated_list
 
         index = load_consolidated_list(path)
 
@@ -560,7 +560,7 @@ def run_once(
 
 def database_summary(rt: Runtime) -> dict[str, Any]:
     """Counts that tell an operator what the pipeline holds, and the newest flagged titles."""
-    from pipeline.schema import Alert
+    from pipeline.store.schema import Alert
 
     with rt.sessions() as session:
 

@@ -20,19 +20,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.mail import build_message, message_id_for  # noqa: E402
-from pipeline.regimes import load_regimes  # noqa: E402
-from pipeline.render import (  # noqa: E402
+from pipeline.alerts.ids import message_id_for  # noqa: E402
+from pipeline.alerts.severity import RULE, SeverityInput, explain_severity  # noqa: E402
+from pipeline.alerts.views import (  # noqa: E402
     AlertView,
     DigestGroup,
     DigestView,
     RegimeView,
     SourceView,
-    render_alert,
-    render_digest,
 )
-from pipeline.severity import RULE, SeverityInput, explain_severity  # noqa: E402
-from pipeline.webhook import digest_payload, payload_for  # noqa: E402
+from pipeline.deliver.mail import build_message  # noqa: E402
+from pipeline.deliver.render import render_alert, render_digest  # noqa: E402
+from pipeline.deliver.webhook import digest_payload, payload_for  # noqa: E402
+from pipeline.knowledge.regimes import load_regimes  # noqa: E402
 
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)
 SENDER = "sanctions-watch <alerts@sanctions-watch.invalid>"

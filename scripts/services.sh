@@ -26,8 +26,8 @@ start_one() {  # name port command...
 
 case "${1:-start}" in
   start)
-    start_one feedserver "$FEED_PORT" $BIN/python -m pipeline.feedserver --dir data/sample_feeds --port "$FEED_PORT"
-    start_one mailsink "$SMTP_PORT" $BIN/python -m pipeline.mailsink --dir var/outbox --port "$SMTP_PORT"
+    start_one feedserver "$FEED_PORT" $BIN/python -m pipeline.devtools.feedserver --dir data/sample_feeds --port "$FEED_PORT"
+    start_one mailsink "$SMTP_PORT" $BIN/python -m pipeline.devtools.mailsink --dir var/outbox --port "$SMTP_PORT"
     ;;
   stop)
     for name in feedserver mailsink; do

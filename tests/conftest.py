@@ -114,7 +114,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def feed_server() -> Iterator[Any]:
-    from pipeline.feedserver import serve_directory
+    from pipeline.devtools.feedserver import serve_directory
 
     with serve_directory(SAMPLE_FEEDS) as server:
         yield server
@@ -122,7 +122,7 @@ def feed_server() -> Iterator[Any]:
 
 @pytest.fixture
 def mail_sink(tmp_path: Path) -> Iterator[Any]:
-    from pipeline.mailsink import MailSink
+    from pipeline.devtools.mailsink import MailSink
 
     with MailSink(tmp_path / "outbox") as sink:
         yield sink

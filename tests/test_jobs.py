@@ -12,9 +12,9 @@ from pathlib import Path
 from helpers import NOW, ROOT, sample_feeds
 from sqlalchemy import func, select
 
-from pipeline.feedserver import serve_directory
+from pipeline.devtools.feedserver import serve_directory
 from pipeline.jobs import Runtime, run_once
-from pipeline.schema import Alert, Article, FetchLog
+from pipeline.store.schema import Alert, Article, FetchLog
 
 ORIGIN = "North Korea suspected of sending artillery shells and missiles to Russia"
 

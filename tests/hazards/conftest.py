@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.feedserver import FeedServer, serve_directory
+from pipeline.devtools.feedserver import FeedServer, serve_directory
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 from hazardkit import entry
 from helpers import NOW
 
-from pipeline.db import make_engine, make_sessionmaker
-from pipeline.store import record_fetch, upsert_entries
+from pipeline.store.articles import record_fetch, upsert_entries
+from pipeline.store.db import make_engine, make_sessionmaker
 
 
 def upsert_worker(barrier: Any, results: Any, url: str, worker: int, n: int) -> None:

@@ -8,10 +8,10 @@ in ``tests/hazards/conftest.py``):
   optionally with ``SANCTIONS_WATCH_CRASH_AT`` set to one of :data:`pipeline.faults.POINTS`. A
   crashed run exits with 70 (``os._exit`` in :func:`pipeline.faults.checkpoint`).
 * **Feeds you write.** ``feed_dir`` is an empty folder served over loopback by ``feed_dir_server``
-  (:func:`pipeline.feedserver.serve_directory`, real ETag/304); :func:`rss` builds a small RSS 2.0
+  (:func:`pipeline.devtools.feedserver.serve_directory`, real ETag/304); :func:`rss` builds a small RSS 2.0
   document from item dicts, and :func:`sample_items` gives the bundled sample stories (by title),
   some of which the shipped model flags and some it does not (see :data:`FLAGGED` / :data:`BENIGN`).
-* **Counting mail.** :func:`mails` parses what a :class:`~pipeline.mailsink.MailSink` received;
+* **Counting mail.** :func:`mails` parses what a :class:`~pipeline.devtools.mailsink.MailSink` received;
   :func:`message_ids_to` counts Message-IDs per recipient (operators' notice mails are separate).
 * **Bypassing the classifier.** :func:`flag_all` records a flagged classification for every
   article that has none, so alert-side hazards do not depend on the model's judgement.
@@ -35,9 +35,9 @@ from xml.sax.saxutils import escape
 from helpers import NOW, ROOT, SAMPLE_FEEDS
 from sqlalchemy import select
 
-from pipeline.normalise import article_key, content_hash
-from pipeline.parse import Entry, parse_feed
-from pipeline.schema import Article, Classification
+from pipeline.ingest.normalise import article_key, content_hash
+from pipeline.ingest.parse import Entry, parse_feed
+from pipeline.store.schema import Article, Classification
 
 REPO = ROOT
 RECIPIENT = "compliance@example.org"

@@ -18,11 +18,11 @@ from hazardkit import RECIPIENT, flag_all, message_ids_to
 from helpers import NOW, sample_feeds
 from sqlalchemy import func, select, text, update
 
-from pipeline.db import make_engine, make_sessionmaker, upgrade_database
+from pipeline.devtools.mailsink import MailSink
 from pipeline.jobs import Runtime, deliver, ingest, record_alerts
-from pipeline.mailsink import MailSink
-from pipeline.schema import Article, Delivery, Feed, Sighting
-from pipeline.store import sync_feeds
+from pipeline.store.articles import sync_feeds
+from pipeline.store.db import make_engine, make_sessionmaker, upgrade_database
+from pipeline.store.schema import Article, Delivery, Feed, Sighting
 
 SAMPLE_ENTRIES = 14
 SAMPLE_ARTICLES = 13  # one entry is a syndicated copy of another feed's story: a sighting

@@ -37,10 +37,10 @@ from hazardkit import RECIPIENT, finish_cli, message_ids_to, start_cli
 from helpers import NOW, sample_feeds, write_config
 from sqlalchemy import func, select, text
 
-from pipeline.db import make_engine, make_sessionmaker
+from pipeline.devtools.mailsink import MailSink
 from pipeline.jobs import Runtime, deliver, ingest, record_alerts, run_once
-from pipeline.mailsink import MailSink
-from pipeline.schema import Alert, Article, Delivery, Feed, FetchLog, Sighting, Story
+from pipeline.store.db import make_engine, make_sessionmaker
+from pipeline.store.schema import Alert, Article, Delivery, Feed, FetchLog, Sighting, Story
 
 LEASE = 5
 SAMPLE_ARTICLES = 13  # the bundled sample feeds: 14 entries, one syndicated copy

@@ -14,9 +14,9 @@ from hazardkit import RECIPIENT, message_ids_to, rss, sample_items, write_feed
 from helpers import NOW
 from sqlalchemy import func, select
 
+from pipeline.devtools.mailsink import MailSink
 from pipeline.jobs import Runtime, run_once
-from pipeline.mailsink import MailSink
-from pipeline.schema import Alert, Article, Classification
+from pipeline.store.schema import Alert, Article, Classification
 
 
 def _items(version: int) -> list[dict[str, str]]:

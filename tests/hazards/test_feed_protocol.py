@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 import pipeline.jobs as jobs
 from pipeline.jobs import MAX_RETRY_AFTER, Runtime, ingest
-from pipeline.schema import Article, Feed, FetchLog, Sighting
+from pipeline.store.schema import Article, Feed, FetchLog, Sighting
 
 pytestmark = pytest.mark.timeout(60)
 

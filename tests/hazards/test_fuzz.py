@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import FeedParseError
-from pipeline.normalise import (
+from pipeline.ingest.normalise import (
     article_key,
     canonical_url,
     clean_text,
@@ -30,7 +30,7 @@ from pipeline.normalise import (
     safe_http_url,
     split_sentences,
 )
-from pipeline.parse import MAX_SUMMARY, MAX_TITLE, ParsedFeed, parse_feed
+from pipeline.ingest.parse import MAX_SUMMARY, MAX_TITLE, ParsedFeed, parse_feed
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
 SEEDS = [

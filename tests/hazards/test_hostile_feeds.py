@@ -4,7 +4,7 @@ Stalling servers (accepts and never answers; trickles a byte a second), a 50 MB 
 bomb (also behind a redirect), entity expansion (one large internal entity referenced thousands of
 times; billion laughs; the same in UTF-16 and behind 70 KiB of padding), external entities and
 DTDs, feed "URLs" that are local paths, and malformed documents. Servers are real, on loopback
-(``tests/_httpfixtures.py``, ``pipeline.feedserver``); the worker's memory is measured in a
+(``tests/_httpfixtures.py``, ``pipeline.devtools.feedserver``); the worker's memory is measured in a
 subprocess (its own peak RSS), never guessed.
 """
 
@@ -27,10 +27,10 @@ from sqlalchemy import select
 
 from pipeline.config import load_config
 from pipeline.errors import ConfigError, FeedParseError
-from pipeline.fetch import FetchPolicy, UnsupportedScheme, fetch_feed
+from pipeline.ingest.fetch import FetchPolicy, UnsupportedScheme, fetch_feed
+from pipeline.ingest.parse import parse_feed
 from pipeline.jobs import Runtime, ingest
-from pipeline.parse import parse_feed
-from pipeline.schema import Article, FetchLog
+from pipeline.store.schema import Article, FetchLog
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
 MiB = 1 << 20
@@ -384,7 +384,7 @@ _QUADRATIC = {
 
 @pytest.mark.parametrize("name", sorted(_QUADRATIC))
 def test_markup_built_to_make_parsers_quadratic_is_handled_in_linear_time(name: str) -> None:
-    from pipeline.normalise import html_to_text
+    from pipeline.ingest.normalise import html_to_text
 
     # Our HTML-to-text pass: 400 KB of the pattern (the most it looks at for a body).
     hostile = _QUADRATIC[name] * (400_000 // len(_QUADRATIC[name]))

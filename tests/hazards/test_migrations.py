@@ -17,10 +17,10 @@ from hazardkit import RECIPIENT, flag_all, message_ids_to
 from helpers import NOW, sample_feeds
 from sqlalchemy import func, select, text
 
-from pipeline.db import _alembic_config, downgrade_database, upgrade_database
+from pipeline.devtools.mailsink import MailSink
 from pipeline.jobs import Runtime, deliver, ingest, record_alerts, run_once
-from pipeline.mailsink import MailSink
-from pipeline.schema import Alert, Article, Classification, Delivery, Feed, FetchLog, Sighting
+from pipeline.store.db import _alembic_config, downgrade_database, upgrade_database
+from pipeline.store.schema import Alert, Article, Classification, Delivery, Feed, FetchLog, Sighting
 
 TABLES = (Feed, FetchLog, Article, Sighting, Classification, Alert, Delivery)
 

@@ -27,12 +27,12 @@ from hazardkit import REPO, clean_env, entry
 from helpers import NOW, ROOT
 from sqlalchemy import select
 
+from pipeline.classify.registry import list_models, load_version
 from pipeline.config import FeedConfig
 from pipeline.errors import ModelError
 from pipeline.jobs import Runtime, classify
-from pipeline.registry import list_models, load_version
-from pipeline.schema import Classification
-from pipeline.store import sync_feeds, upsert_entries
+from pipeline.store.articles import sync_feeds, upsert_entries
+from pipeline.store.schema import Classification
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -173,7 +173,7 @@ def test_a_bad_active_model_is_refused_and_the_previous_keeps_serving(
     finally:
         rt.close()
     assert report["model_version"] == models.previous and versions == {models.previous}
-    messages = [r.getMessage() for r in caplog.records if r.name == "pipeline.registry"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "pipeline.classify.registry"]
     assert any(reason.split(":")[0].split(".*")[0] in m for m in messages if "refusing" in m)
     assert any(f"serving fallback model {models.previous}" in m for m in messages)
     assert not marker.exists()
@@ -188,7 +188,7 @@ from pathlib import Path
 import numpy as np
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
-from pipeline import registry
+from pipeline.classify import registry
 
 where = sys.argv[2]
 real_dump = sio.dump

@@ -24,12 +24,12 @@ from hazardkit import RECIPIENT, flag_all, mails, rss, sample_items, write_feed
 from helpers import NOW
 from sqlalchemy import select
 
+from pipeline.devtools.mailsink import MailSink
+from pipeline.ingest.normalise import article_key, content_hash
+from pipeline.ingest.parse import Entry
 from pipeline.jobs import Runtime, deliver, ingest, record_alerts
-from pipeline.mailsink import MailSink
-from pipeline.normalise import article_key, content_hash
-from pipeline.parse import Entry
-from pipeline.schema import Article, Delivery, Feed, FetchLog
-from pipeline.store import upsert_entries
+from pipeline.store.articles import upsert_entries
+from pipeline.store.schema import Article, Delivery, Feed, FetchLog
 
 MiB = 1 << 20
 EXPECTED_HEADERS = {

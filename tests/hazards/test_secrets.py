@@ -28,9 +28,9 @@ from helpers import NOW, write_config
 from sqlalchemy import select
 
 from pipeline.config import load_config
+from pipeline.devtools.mailsink import MailSink
 from pipeline.jobs import Runtime, run_once
-from pipeline.mailsink import MailSink
-from pipeline.schema import Article, Delivery, Feed, FetchLog, Notice
+from pipeline.store.schema import Article, Delivery, Feed, FetchLog, Notice
 
 USER = "alerts-bot"
 PASSWORD = "Pa55-w0rd-SECRET-smtp"

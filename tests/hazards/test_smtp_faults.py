@@ -7,7 +7,7 @@
 * a feed silent, or a mail stuck pending, beyond its threshold: the operators are notified (a
   notice, emailed once).
 
-Real SMTP on loopback: :class:`pipeline.mailsink.MailSink` (aiosmtpd), and a raw socket server for
+Real SMTP on loopback: :class:`pipeline.devtools.mailsink.MailSink` (aiosmtpd), and a raw socket server for
 what aiosmtpd will not do (never answer; 421 at the greeting).
 """
 
@@ -26,9 +26,9 @@ from hazardkit import OPERATOR, flag_all, mails, message_ids_to, rss, sample_ite
 from helpers import NOW
 from sqlalchemy import select
 
+from pipeline.devtools.mailsink import MailSink
 from pipeline.jobs import Runtime, check_health, deliver, ingest, record_alerts
-from pipeline.mailsink import MailSink
-from pipeline.schema import Delivery, Notice
+from pipeline.store.schema import Delivery, Notice
 
 BASE = 60.0  # alerts.backoff_base_seconds
 RECIPIENTS = ["a@example.org", "b@example.org", "c@example.org", "d@example.org"]

@@ -20,7 +20,7 @@ from helpers import NOW
 from sqlalchemy import select
 
 from pipeline.jobs import Runtime, ingest
-from pipeline.schema import FetchLog
+from pipeline.store.schema import FetchLog
 
 _REAL_GETADDRINFO = socket.getaddrinfo
 

@@ -1,0 +1,545 @@
+"""Stories, alerts and outbox rows: everything ``record_alerts`` writes before anything is sent.
+
+For each flagged article without a story, in the order they were first seen:
+
+1. **story** — it joins the most similar recent story (:mod:`pipeline.alerts.stories`: MinHash LSH over
+   word shingles, plus the cross-lingual anchor signal) or starts a new one, led by itself;
+2. **severity** — every story that gained a member, a sighting (a syndicated copy in another feed) or
+   a new classification since it was last evaluated is evaluated again with the documented rule
+   (:mod:`pipeline.alerts.severity`) over its best score, the UN-designated names its texts mention, its
+   independent sources (distinct publishers) and its regimes;
+3. **alerts** — a story's first evaluation records its ``new`` alert; later, an ``update`` alert only
+   when the severity rises above the highest one already alerted (one per level reached, so at most
+   three updates in a story's life). Alerts are unique on (story, severity): insert-or-ignore;
+4. **outbox** — one ``deliveries`` row per (alert, channel, recipient) of every matching immediate
+   subscription, and one ``digest_items`` row per (alert, channel, recipient) of every matching digest
+   subscription (:mod:`pipeline.alerts.digest` gathers those once a day). Immediate subscriptions are served
+   first, so a recipient on both an immediate and a digest subscription gets the alert once, now.
+
+Everything runs in the caller's transaction; on PostgreSQL a transaction-scoped advisory lock keeps
+two concurrent runs from grouping the same articles twice (SQLite's ``BEGIN IMMEDIATE`` already does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import and_, select, text, update
+from sqlalchemy.orm import Session
+
+from pipeline.alerts.ids import message_id_for
+from pipeline.alerts.severity import SeverityInput, explain_severity, rank, severity
+from pipeline.alerts.stories import StoryIndex, StoryText, fingerprint
+from pipeline.config import Config, Subscription
+from pipeline.knowledge.regimes import RegimeBook
+from pipeline.store.articles import insert_ignore
+from pipeline.store.schema import (
+    Alert,
+    Article,
+    Classification,
+    Delivery,
+    DigestItem,
+    Feed,
+    Sighting,
+    Story,
+)
+
+__all__ = [
+    "DesignationMatcher",
+    "RecordReport",
+    "StoryFacts",
+    "matches",
+    "matches_story",
+    "record",
+    "record_alerts",
+    "story_facts",
+]
+
+log = logging.getLogger(__name__)
+
+# The longest summary an alert shows (feeds are already cut at 20,000 characters by the parser).
+SUMMARY_CHARS = 4000
+
+DesignationMatcher = Callable[[str], Sequence[str]]
+_LOCK_KEY = 0x53574131  # "SWA1": serialises record_alerts runs on PostgreSQL
+_BODY_CHARS = 2000
+
+
+# ------------------------------------------------------------------------------------------ facts
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    article_id: int
+    feed_id: str
+    feed_name: str
+    url: str | None
+    published_at: datetime | None
+    seen_at: datetime
+    title: str
+    lang: str
+
+
+@dataclass(slots=True)
+class StoryFacts:
+    """What a story is made of now: members, their current classifications, sources, names."""
+
+    story: Story
+    lead: Article
+    members: list[Article]
+    current: dict[int, Classification]
+    best: Classification
+    sources: list[SourceRow]
+    designated: tuple[str, ...]
+    regimes: tuple[str, ...]
+    independent_sources: int
+    severity_input: SeverityInput = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.severity_input = SeverityInput(
+            score=self.best.score,
+            threshold=self.best.threshold,
+            designated_matches=len(self.designated),
+            sources=self.independent_sources or 1,
+            regimes=self.regimes,
+        )
+
+    @property
+    def languages(self) -> set[str]:
+        return {m.lang for m in self.members}
+
+    @property
+    def feeds(self) -> set[str]:
+        return {s.feed_id for s in self.sources} | {m.feed_id for m in self.members}
+
+    def text(self) -> str:
+        return "\n".join(_text(m) for m in self.members)
+
+
+def _text(article: Article) -> str:
+    return f"{article.title}\n{article.summary}\n{(article.body or '')[:_BODY_CHARS]}"
+
+
+def _publisher(url: str | None, feed_id: str) -> str:
+    """Who published a sighting: the URL's host without ``www.``, else the feed."""
+    try:
+        host = (urlsplit(url).hostname or "") if url else ""
+    except ValueError:
+        host = ""
+    return host.removeprefix("www.") or f"feed:{feed_id}"
+
+
+def current_classifications(
+    session: Session, article_ids: Iterable[int]
+) -> dict[int, Classification]:
+    """The latest classification of each article's current revision (any model version)."""
+    ids = sorted(set(article_ids))
+    out: dict[int, Classification] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = session.scalars(
+            select(Classification)
+            .join(
+                Article,
+                and_(
+                    Article.id == Classification.article_id,
+                    Article.revision == Classification.revision,
+                ),
+            )
+            .where(Classification.article_id.in_(chunk))
+            .order_by(Classification.id)
+        )
+        for cls in rows:
+            out[cls.article_id] = cls
+    return out
+
+
+def _source_rows(session: Session, article_ids: Sequence[int]) -> list[SourceRow]:
+    rows = session.execute(
+        select(
+            Sighting.article_id,
+            Sighting.feed_id,
+            Feed.name,
+            Sighting.url,
+            Article.published_at,
+            Sighting.seen_at,
+            Article.title,
+            Article.lang,
+        )
+        .join(Feed, Feed.id == Sighting.feed_id)
+        .join(Article, Article.id == Sighting.article_id)
+        .where(Sighting.article_id.in_(list(article_ids)))
+        .order_by(Sighting.seen_at, Sighting.id)
+    )
+    return [SourceRow(*r) for r in rows]
+
+
+def _designated(texts: Iterable[str], designations: DesignationMatcher | None) -> tuple[str, ...]:
+    if designations is None:
+        return ()
+    seen: dict[str, None] = {}
+    for t in texts:
+        for name in designations(t):
+            seen.setdefault(name, None)
+    return tuple(seen)
+
+
+def story_facts(
+    session: Session, story: Story, designations: DesignationMatcher | None = None
+) -> StoryFacts:
+    members = list(
+        session.scalars(
+            select(Article)
+            .where(Article.story_id == story.id)
+            .order_by(Article.first_seen_at, Article.id)
+        )
+    )
+    lead = session.get(Article, story.lead_article_id)
+    assert lead is not None
+    if lead not in members:
+        members.insert(0, lead)
+    current = current_classifications(session, [m.id for m in members])
+    scored = [c for c in current.values() if c.flagged] or list(current.values())
+    if not scored:
+        raise ValueError(f"story {story.id} has no classified article")
+    best = max(scored, key=lambda c: (c.score, -c.id))
+    regimes: dict[str, None] = {}
+    for cls in [best, *sorted(scored, key=lambda c: c.id)]:
+        for key in cls.regimes or ():
+            regimes.setdefault(key, None)
+    sources = _source_rows(session, [m.id for m in members])
+    independent = len({_publisher(s.url, s.feed_id) for s in sources})
+    return StoryFacts(
+        story=story,
+        lead=lead,
+        members=members,
+        current=current,
+        best=best,
+        sources=sources,
+        designated=_designated((_text(m) for m in members), designations),
+        regimes=tuple(regimes),
+        independent_sources=independent,
+    )
+
+
+# --------------------------------------------------------------------------------- subscriptions
+
+
+def matches_story(sub: Subscription, facts: StoryFacts, alert: Alert) -> bool:
+    """Does this alert pass the subscription's filters? (Languages, sources and keywords match when
+    any article of the story does.)"""
+    if sub.regimes and not set(sub.regimes) & set(alert.regimes or ()):
+        return False
+    if rank(alert.severity) < rank(sub.min_severity) or alert.score < sub.min_score:
+        return False
+    if sub.languages and not facts.languages & set(sub.languages):
+        return False
+    if sub.sources and not facts.feeds & set(sub.sources):
+        return False
+    if sub.keywords:
+        body = facts.text().casefold()
+        if not any(k in body for k in sub.keywords):
+            return False
+    return True
+
+
+def matches(sub: Subscription, *, article: Article, alert: Alert, feeds: Sequence[str]) -> bool:
+    """One article's version of :func:`matches_story` (kept for callers that have no story)."""
+    if sub.regimes and not set(sub.regimes) & set(alert.regimes or ()):
+        return False
+    if rank(alert.severity) < rank(sub.min_severity) or alert.score < sub.min_score:
+        return False
+    if sub.languages and article.lang not in sub.languages:
+        return False
+    if sub.sources and not set(sub.sources) & set(feeds):
+        return False
+    if sub.keywords:
+        body = _text(article).casefold()
+        if not any(k in body for k in sub.keywords):
+            return False
+    return True
+
+
+def _outbox_rows(
+    config: Config, alert: Alert, facts: StoryFacts, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Outbox rows of immediate subscriptions and digest items of digest ones, one per
+    (channel, recipient): immediate subscriptions first, so a recipient on both gets it now."""
+    deliveries: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    taken: set[tuple[str, str]] = set()
+    ordered = sorted(config.subscriptions, key=lambda s: s.mode != "immediate")
+    for sub in ordered:
+        if not matches_story(sub, facts, alert):
+            continue
+        for rcpt in sub.recipients:
+            if (sub.channel, rcpt.lower()) in taken:
+                continue
+            taken.add((sub.channel, rcpt.lower()))
+            if sub.mode == "digest":
+                items.append(
+                    {
+                        "alert_id": alert.id,
+                        "subscription_id": sub.id,
+                        "channel": sub.channel,
+                        "recipient": rcpt,
+                        "created_at": now,
+                        "digest_id": None,
+                    }
+                )
+                continue
+            token: int | str = alert.id if sub.channel == "email" else f"{alert.id}.{sub.channel}"
+            deliveries.append(
+                {
+                    "alert_id": alert.id,
+                    "subscription_id": sub.id,
+                    "channel": sub.channel,
+                    "recipient": rcpt,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "message_id": message_id_for(token, rcpt, config.smtp.sender),
+                    "created_at": now,
+                }
+            )
+    return deliveries, items
+
+
+# -------------------------------------------------------------------------------------- record
+
+
+@dataclass(slots=True)
+class RecordReport:
+    alert_ids: list[int] = field(default_factory=list)
+    stories_new: int = 0
+    stories_joined: int = 0
+    updates: int = 0
+    deliveries: int = 0
+    queued: int = 0
+
+
+def _lock(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
+def _story_text(article: Article, cls: Classification | None) -> StoryText:
+    return StoryText(
+        key=article.id,
+        title=article.title,
+        text=_text(article),
+        lang=article.lang,
+        published_at=article.published_at or article.first_seen_at,
+        regimes=tuple((cls.regimes if cls else None) or ()),
+    )
+
+
+def _resolutions(regimes: RegimeBook | None) -> frozenset[int]:
+    if regimes is None:
+        return frozenset()
+    return frozenset(n for r in regimes.regimes.values() for n in r.resolutions)
+
+
+def _group_new_articles(
+    session: Session,
+    config: Config,
+    now: datetime,
+    regimes: RegimeBook | None,
+    report: RecordReport,
+) -> set[int]:
+    """Give every flagged article without a story its story; returns the stories that changed."""
+    candidates = session.scalars(
+        select(Article.id)
+        .join(
+            Classification,
+            and_(
+                Classification.article_id == Article.id,
+                Classification.revision == Article.revision,
+            ),
+        )
+        .where(Article.story_id.is_(None), Classification.flagged.is_(True))
+        .distinct()
+    ).all()
+    if not candidates:
+        return set()
+    current = current_classifications(session, candidates)
+    new_ids = [i for i in candidates if i in current and current[i].flagged]
+    if not new_ids:
+        return set()
+    articles = sorted(
+        session.scalars(select(Article).where(Article.id.in_(new_ids))),
+        key=lambda a: (a.first_seen_at, a.id),
+    )
+    window = timedelta(hours=config.alerts.story_window_hours)
+    ignore = _resolutions(regimes)
+    index = StoryIndex(config.alerts.story_threshold, window=window)
+    recent = list(
+        session.scalars(
+            select(Article).where(
+                Article.story_id.is_not(None), Article.first_seen_at >= now - window
+            )
+        )
+    )
+    recent_cls = current_classifications(session, [a.id for a in recent])
+    for member in recent:
+        assert member.story_id is not None
+        index.add(
+            fingerprint(_story_text(member, recent_cls.get(member.id)), ignore_numbers=ignore),
+            member.story_id,
+        )
+    touched: set[int] = set()
+    for article in articles:
+        fp = fingerprint(_story_text(article, current[article.id]), ignore_numbers=ignore)
+        found = index.best(fp)
+        if found is not None:
+            story_id = found[0]
+            report.stories_joined += 1
+            log.info("article %s joins story %s (similarity %.2f)", article.id, story_id, found[1])
+        else:
+            row = {
+                "lead_article_id": article.id,
+                "severity": "low",
+                "alerted_severity": None,
+                "regimes": list(current[article.id].regimes or ()),
+                "created_at": now,
+                "updated_at": now,
+            }
+            inserted = insert_ignore(session, Story, [row], ["lead_article_id"])
+            story_id = (
+                inserted[0]
+                if inserted
+                else session.scalars(
+                    select(Story.id).where(Story.lead_article_id == article.id)
+                ).one()
+            )
+            report.stories_new += 1
+        session.execute(
+            update(Article)
+            .where(Article.id == article.id, Article.story_id.is_(None))
+            .values(story_id=story_id)
+            .execution_options(synchronize_session=False)
+        )
+        session.expire(article, ["story_id"])
+        index.add(fp, story_id)
+        touched.add(story_id)
+    return touched
+
+
+def _changed_stories(session: Session, since: datetime) -> set[int]:
+    """Stories with a sighting or a classification newer than their last evaluation (looking back
+    no further than ``since``: every run evaluates what changed before it)."""
+    by_sighting = (
+        select(Story.id)
+        .join(Article, Article.story_id == Story.id)
+        .join(Sighting, Sighting.article_id == Article.id)
+        .where(Sighting.seen_at >= Story.updated_at, Sighting.seen_at >= since)
+    )
+    by_class = (
+        select(Story.id)
+        .join(Article, Article.story_id == Story.id)
+        .join(
+            Classification,
+            and_(
+                Classification.article_id == Article.id,
+                Classification.revision == Article.revision,
+            ),
+        )
+        .where(
+            Classification.classified_at >= Story.updated_at, Classification.classified_at >= since
+        )
+    )
+    return set(session.scalars(by_sighting.union(by_class)))
+
+
+def record(
+    session: Session,
+    config: Config,
+    *,
+    now: datetime,
+    designations: DesignationMatcher | None = None,
+    regimes: RegimeBook | None = None,
+) -> RecordReport:
+    """Group new flagged articles into stories, record new and update alerts and their outbox rows."""
+    report = RecordReport()
+    _lock(session)
+    touched = _group_new_articles(session, config, now, regimes, report)
+    touched |= _changed_stories(session, now - timedelta(hours=config.alerts.story_window_hours))
+    for story_id in sorted(touched):
+        story = session.get(Story, story_id)
+        assert story is not None
+        facts = story_facts(session, story, designations)
+        level = severity(facts.severity_input)
+        story.severity, story.regimes, story.updated_at = level, list(facts.regimes), now
+        if story.alerted_severity is None:
+            kind, previous = "new", None
+        elif rank(level) > rank(story.alerted_severity):
+            kind, previous = "update", story.alerted_severity
+        else:
+            continue
+        details = {
+            "designated": list(facts.designated),
+            "independent_sources": facts.independent_sources,
+            "reason": explain_severity(facts.severity_input),
+            "articles": [m.id for m in facts.members],
+        }
+        ids = insert_ignore(
+            session,
+            Alert,
+            [
+                {
+                    "article_id": facts.lead.id,
+                    "story_id": story.id,
+                    "kind": kind,
+                    "previous_severity": previous,
+                    "classification_id": facts.best.id,
+                    "score": facts.best.score,
+                    "severity": level,
+                    "regimes": list(facts.regimes),
+                    "details": details,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+            ["story_id", "severity"],
+        )
+        if not ids:
+            continue
+        story.alerted_severity = level
+        alert = session.get(Alert, ids[0])
+        assert alert is not None
+        report.alert_ids.append(alert.id)
+        report.updates += kind == "update"
+        rows, items = _outbox_rows(config, alert, facts, now)
+        inserted = insert_ignore(session, Delivery, rows, ["alert_id", "channel", "recipient"])
+        report.deliveries += len(inserted)
+        report.queued += len(
+            insert_ignore(session, DigestItem, items, ["alert_id", "channel", "recipient"])
+        )
+        log.info(
+            "story %s: %s alert %s at %s (%d outbox rows, %d digest items)",
+            story.id,
+            kind,
+            alert.id,
+            level,
+            len(inserted),
+            len(items),
+        )
+    session.flush()
+    return report
+
+
+def record_alerts(
+    session: Session,
+    config: Config,
+    *,
+    now: datetime,
+    designations: DesignationMatcher | None = None,
+    regimes: RegimeBook | None = None,
+) -> list[int]:
+    """:func:`record`, returning only the ids of the alerts it created (new and update)."""
+    return record(session, config, now=now, designations=designations, regimes=regimes).alert_ids

@@ -1,0 +1,2 @@
+"""Classification: the text model and its evidence, multilingual embeddings, the model registry
+(verified artefacts, promotion, rollback) and batch scoring."""

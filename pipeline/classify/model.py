@@ -1,0 +1,304 @@
+"""Scoring and explaining text with a loaded model (pure: the artefact is loaded by ``registry``).
+
+A model is a scikit-learn estimator whose ``decision_function`` gives a raw margin, plus a Platt
+calibration (``a``, ``b``) and a decision threshold chosen on grouped out-of-fold predictions; both live
+in the model's ``metadata.json``. Every flagged item is explained: the sentences that carry the
+evidence, the terms that pushed the score, and the UN regimes concerned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.utils import murmurhash3_32
+
+from pipeline.errors import ModelError
+from pipeline.ingest.normalise import split_sentences
+from pipeline.knowledge.regimes import RegimeBook
+
+__all__ = [
+    "FEATURE_SCHEMA",
+    "Evidence",
+    "Score",
+    "TextModel",
+    "article_text",
+]
+
+log = logging.getLogger(__name__)
+
+# The input contract of every model this code can serve. A model trained on another schema is refused.
+FEATURE_SCHEMA = "title-summary-body/v1"
+BODY_CHARS = 3000
+
+
+def article_text(title: str | None, summary: str | None = None, body: str | None = None) -> str:
+    """The single text a model sees for an item: title, summary, then the start of the body."""
+    parts = [
+        p.strip()
+        for p in (title or "", summary or "", (body or "")[:BODY_CHARS])
+        if p and p.strip()
+    ]
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    sentences: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
+    regimes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sentences": list(self.sentences),
+            "terms": list(self.terms),
+            "regimes": list(self.regimes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    score: float
+    flagged: bool
+    evidence: Evidence = field(default_factory=Evidence)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+@dataclass(slots=True)
+class TextModel:
+    """A servable model: estimator(s) + calibration + threshold + the version it came from.
+
+    ``metadata["kind"]`` says what the estimator is:
+
+    * ``tfidf``: ``Pipeline([("features", FeatureUnion of hashed TF-IDF blocks), ("clf", linear)])``;
+    * ``embedding``: ``{"embedding_head": linear}`` over multilingual sentence embeddings;
+    * ``fusion``: ``{"tfidf": <tfidf pipeline>, "embedding_head": linear}``, margins combined with the
+      weights in ``metadata["fusion"]`` (a stacker fitted on grouped out-of-fold margins).
+
+    Features of the TF-IDF part are computed once per batch and reused for the evidence.
+    """
+
+    estimator: Any
+    version: str
+    threshold: float
+    calibration: Mapping[str, float]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    embedder: Callable[[Sequence[str]], np.ndarray] | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.metadata.get("kind", "tfidf"))
+
+    @property
+    def tfidf(self) -> Any:
+        if isinstance(self.estimator, dict):
+            return self.estimator.get("tfidf")
+        return self.estimator if self.kind == "tfidf" else None
+
+    @property
+    def head(self) -> Any:
+        return self.estimator.get("embedding_head") if isinstance(self.estimator, dict) else None
+
+    def _calibrate(self, margins: np.ndarray) -> np.ndarray:
+        a, b = self.calibration.get("a", 1.0), self.calibration.get("b", 0.0)
+        return _sigmoid(a * np.asarray(margins, dtype=float) + b)
+
+    def _margins(self, texts: Sequence[str]) -> tuple[np.ndarray, Any]:
+        """Raw margins, and the TF-IDF feature matrix when the model has a TF-IDF part."""
+        texts = list(texts)
+        features = None
+        margin_tfidf = margin_emb = None
+        pipe = self.tfidf
+        if pipe is not None:
+            steps = getattr(pipe, "named_steps", {})
+            if "features" in steps and "clf" in steps:
+                features = steps["features"].transform(texts)
+                margin_tfidf = np.asarray(steps["clf"].decision_function(features), dtype=float)
+            else:
+                margin_tfidf = np.asarray(pipe.decision_function(texts), dtype=float)
+        if self.head is not None:
+            if self.embedder is None:
+                raise ModelError(
+                    f"model {self.version} needs the sentence embedder, which is not loaded"
+                )
+            vectors = self.embedder(texts)
+            margin_emb = np.asarray(self.head.decision_function(vectors), dtype=float)
+        if margin_tfidf is not None and margin_emb is not None:
+            w = self.metadata.get("fusion") or {}
+            fused = (
+                w.get("w_tfidf", 0.5) * margin_tfidf
+                + w.get("w_embedding", 0.5) * margin_emb
+                + w.get("bias", 0.0)
+            )
+            return fused, features
+        margins = margin_tfidf if margin_tfidf is not None else margin_emb
+        if margins is None:
+            raise ModelError(
+                f"model {self.version} has neither a TF-IDF part nor an embedding head"
+            )
+        return margins, features
+
+    def margins(self, texts: Sequence[str]) -> np.ndarray:
+        return self._margins(texts)[0]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probability that each text reports a possible breach of UN sanctions."""
+        if not texts:
+            return np.zeros(0)
+        return self._calibrate(self.margins(texts))
+
+    def score(
+        self, texts: Sequence[str], *, regimes: RegimeBook | None = None, explain: bool = True
+    ) -> list[Score]:
+        """Score texts; flagged ones get evidence (sentences, terms, regimes), others regimes only."""
+        if not texts:
+            return []
+        margins, features = self._margins(texts)
+        probs = self._calibrate(margins)
+        word = _word_block(self.tfidf) if features is not None else None
+        out: list[Score] = []
+        for row, (text, p) in enumerate(zip(texts, probs, strict=True)):
+            flagged = bool(p >= self.threshold)
+            if explain and flagged:
+                if word is not None:
+                    pipe, coef = word
+                    weights = features[row, : coef.shape[0]]
+                    evidence = self._explain_linear(text, pipe, coef, weights, regimes)
+                else:
+                    evidence = self.explain(text, regimes=regimes)
+            else:
+                evidence = Evidence(regimes=_active_regimes(text, regimes))
+            out.append(Score(score=round(float(p), 6), flagged=flagged, evidence=evidence))
+        return out
+
+    def explain(
+        self, text: str, *, regimes: RegimeBook | None = None, max_sentences: int = 2
+    ) -> Evidence:
+        """The sentences and terms that carry the score, and the regimes the text concerns."""
+        word = _word_block(self.tfidf)
+        if word is not None:
+            pipe, coef = word
+            features = self.tfidf.named_steps["features"].transform([text])
+            return self._explain_linear(
+                text, pipe, coef, features[0, : coef.shape[0]], regimes, max_sentences
+            )
+        sentences = split_sentences(text)[:60]
+        chosen: list[str] = []
+        if sentences:
+            probs = self.predict_proba(sentences)
+            order = np.argsort(-probs)
+            chosen = [
+                sentences[i]
+                for i in order[:max_sentences]
+                if probs[i] >= min(0.5, self.threshold) * 0.5
+            ]
+            chosen = chosen or [sentences[int(order[0])]]
+        return Evidence(sentences=tuple(chosen), regimes=_active_regimes(text, regimes))
+
+    def _explain_linear(
+        self,
+        text: str,
+        pipe: Any,
+        coef: np.ndarray,
+        weights: Any,
+        regimes: RegimeBook | None,
+        max_sentences: int = 2,
+        max_terms: int = 6,
+    ) -> Evidence:
+        """Evidence from a linear model over hashed word n-grams: each n-gram contributes
+        coefficient x its tf-idf weight in this document; a sentence's evidence is the sum over its
+        n-grams, the terms are the n-grams with the largest contributions."""
+        hasher = pipe.named_steps["hash"]
+        analyzer = hasher.build_analyzer()
+        row = weights.tocsr() if hasattr(weights, "tocsr") else weights
+        weight_of = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        n = hasher.n_features
+        cache: dict[str, float] = {}
+
+        def contribution(gram: str) -> float:
+            value = cache.get(gram)
+            if value is None:
+                column = abs(murmurhash3_32(gram, seed=0)) % n
+                value = cache[gram] = weight_of.get(column, 0.0) * float(coef[column])
+            return value
+
+        sentences = split_sentences(text)[:60]
+        ranked = sorted(
+            (
+                (sum(contribution(g) for g in set(analyzer(sent))), i)
+                for i, sent in enumerate(sentences)
+            ),
+            reverse=True,
+        )
+        chosen = [sentences[i] for value, i in ranked[:max_sentences] if value > 0]
+        if not chosen and sentences:
+            chosen = [sentences[ranked[0][1]]]
+        terms: list[str] = []
+        for _value, gram in sorted(((v, g) for g, v in cache.items() if v > 0), reverse=True):
+            if len(terms) >= max_terms:
+                break
+            if not any(gram in t or t in gram for t in terms):
+                terms.append(gram)
+        return Evidence(
+            sentences=tuple(chosen), terms=tuple(terms), regimes=_active_regimes(text, regimes)
+        )
+
+    def top_terms(self, text: str, k: int = 6) -> list[str]:
+        """Word n-grams with the largest positive contribution to the margin."""
+        return list(self.explain(text).terms[:k])
+
+
+def _active_regimes(text: str, regimes: RegimeBook | None, limit: int = 3) -> tuple[str, ...]:
+    if regimes is None:
+        return ()
+    found = [k for k, _ in regimes.detect(text) if (r := regimes.get(k)) is not None and r.active]
+    return tuple(found[:limit])
+
+
+def _word_block(estimator: Any) -> tuple[Any, np.ndarray] | None:
+    """The word-level hashed TF-IDF block and its slice of the linear coefficients, if any."""
+    steps = getattr(estimator, "named_steps", None)
+    if not steps or "features" not in steps or "clf" not in steps:
+        return None
+    coef = getattr(steps["clf"], "coef_", None)
+    if coef is None:
+        return None
+    coef = np.asarray(coef).ravel()
+    offset = 0
+    for name, block in steps["features"].transformer_list:
+        hasher = getattr(block, "named_steps", {}).get("hash")
+        if hasher is None:
+            return None
+        if name == "word":
+            return block, coef[offset : offset + hasher.n_features]
+        offset += hasher.n_features
+    return None
+
+
+def platt_fit(margins: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Fit Platt scaling p = sigmoid(a*m + b) on out-of-fold margins (Newton's method, Platt's priors)."""
+    y = np.asarray(labels, dtype=float)
+    m = np.asarray(margins, dtype=float)
+    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    a, b = 1.0, math.log((n_neg + 1) / (n_pos + 1))
+    for _ in range(100):
+        p = _sigmoid(a * m + b)
+        w = np.maximum(p * (1 - p), 1e-12)
+        ga, gb = np.sum((p - t) * m), np.sum(p - t)
+        haa, hab, hbb = np.sum(w * m * m) + 1e-9, np.sum(w * m), np.sum(w) + 1e-9
+        det = haa * hbb - hab * hab
+        if abs(det) < 1e-15:
+            break
+        da, db = (hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det
+        a, b = a - da, b - db
+        if abs(da) < 1e-9 and abs(db) < 1e-9:
+            break
+    return {"a": float(a), "b": float(b)}

@@ -1,0 +1,134 @@
+"""Batch scoring of JSON-lines items: what ``sanctions-watch score`` and the benchmark run.
+
+One process scores batches in order; with ``processes > 1`` batches go to a pool of worker processes,
+each holding its own copy of the model (loaded once), and results come back in input order. On two
+cores two processes roughly double the throughput of either model kind.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pipeline.classify.model import TextModel, article_text
+from pipeline.errors import InputError
+from pipeline.knowledge.regimes import RegimeBook, load_regimes
+
+__all__ = ["BatchScorer", "parse_line", "score_batch"]
+
+FIELDS = ("title", "summary", "body", "lang")
+
+
+def parse_line(line: str) -> dict[str, Any]:
+    """One input line → an item; raises :class:`InputError` naming what is wrong."""
+    try:
+        item = json.loads(line)
+    except ValueError as err:
+        raise InputError(f"not valid JSON: {err}") from err
+    if not isinstance(item, dict):
+        raise InputError("each line must be a JSON object")
+    if "id" not in item:
+        raise InputError("missing 'id'")
+    for key in FIELDS:
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise InputError(f"{key!r} must be a string")
+    return item
+
+
+def score_batch(
+    model: TextModel, regimes: RegimeBook | None, items: Sequence[dict[str, Any]]
+) -> list[str]:
+    """Score items and render one JSON line each (without the newline)."""
+    texts = [article_text(i.get("title"), i.get("summary"), i.get("body")) for i in items]
+    out = []
+    for item, s in zip(items, model.score(texts, regimes=regimes), strict=True):
+        out.append(
+            json.dumps(
+                {
+                    "id": item["id"],
+                    "score": s.score,
+                    "flagged": s.flagged,
+                    "threshold": model.threshold,
+                    "model_version": model.version,
+                    "regimes": list(s.evidence.regimes),
+                    "evidence": {
+                        "sentences": list(s.evidence.sentences),
+                        "terms": list(s.evidence.terms),
+                    },
+                },
+                ensure_ascii=False,
+            )
+        )
+    return out
+
+
+# Worker-process state: loaded once per process by the pool's initializer.
+_WORKER: tuple[TextModel, RegimeBook] | None = None
+
+
+def _init_worker(model_dir: str, version: str, threshold: float, regimes_path: str) -> None:
+    global _WORKER
+    from pipeline.classify.registry import load_version
+
+    model = load_version(Path(model_dir), version, embed_workers=1)
+    model.threshold = threshold
+    _WORKER = (model, load_regimes(regimes_path))
+
+
+def _ready(seconds: float) -> bool:
+    import time
+
+    time.sleep(seconds)  # holds this worker so the next task starts another one
+    return _WORKER is not None
+
+
+def _score_in_worker(items: list[dict[str, Any]]) -> list[str]:
+    assert _WORKER is not None, "worker not initialised"
+    return score_batch(_WORKER[0], _WORKER[1], items)
+
+
+class BatchScorer:
+    """Scores batches in this process, or in ``processes`` worker processes (same order out)."""
+
+    def __init__(self, model: TextModel, regimes: RegimeBook, *, model_dir: Path,
+                 regimes_path: Path, processes: int = 1) -> None:  # fmt: skip
+        self.model, self.regimes = model, regimes
+        self.pool: ProcessPoolExecutor | None = None
+        self.processes = processes
+        if processes > 1:
+            self.pool = ProcessPoolExecutor(
+                processes,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(str(model_dir), model.version, model.threshold, str(regimes_path)),
+            )
+
+    def warm_up(self) -> None:
+        """Start every worker process and load its model now rather than on the first batches."""
+        if self.pool is not None:
+            futures = [self.pool.submit(_ready, 0.3) for _ in range(self.processes)]
+            if not all(f.result() for f in futures):
+                raise RuntimeError("a scoring worker failed to load the model")
+
+    def run(self, batches: Iterable[list[dict[str, Any]]]) -> Iterator[list[str]]:
+        if self.pool is None:
+            for batch in batches:
+                yield score_batch(self.model, self.regimes, batch)
+            return
+        # Keep a bounded number of batches in flight so memory stays flat on long inputs.
+        pending: list[Any] = []
+        for batch in batches:
+            pending.append(self.pool.submit(_score_in_worker, batch))
+            if len(pending) >= 8:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None

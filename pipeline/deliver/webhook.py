@@ -1,0 +1,573 @@
+"""The webhook channel: JSON payloads for Slack, Microsoft Teams or our own format, and the sender.
+
+**Formats** (``format:`` of a webhook subscription; ``auto`` picks by the URL's host):
+
+* ``slack`` — ``{"text": ..., "blocks": [...]}`` for Slack incoming webhooks (and the many chat tools
+  that accept Slack's format). ``auto`` for ``hooks.slack.com`` and any host not listed below. Feed
+  text is escaped for Slack's mrkdwn (``&``, ``<``, ``>``), so it cannot form links or mentions; links
+  are ``<url|text>`` built only from absolute http(s) URLs, with ``|``, ``<``, ``>`` percent-encoded.
+* ``teams`` — ``{"type": "message", "attachments": [Adaptive Card 1.4]}``, what Teams Workflows
+  ("Post to a channel when a webhook request is received") and the older connector URLs accept.
+  ``auto`` for ``*.webhook.office.com``, ``*.logic.azure.com``, ``*.powerplatform.com`` and
+  ``*.powerautomate.com``. Feed text goes only into ``RichTextBlock`` text runs, which Adaptive Cards
+  render literally (no markdown), and links only into ``Action.OpenUrl`` with http(s) URLs.
+* ``json`` — the alert's fields as data (``"type": "sanctions-watch.alert"`` or ``...digest``) for a
+  receiver of your own; text is raw: the receiver must escape it.
+
+**Sending** (:class:`WebhookSender`): ``https`` only, ``http`` just for hosts in
+``fetch.allow_hosts``; the host's addresses are resolved and checked with the feed fetcher's address
+policy (:mod:`pipeline.net.policy`: no loopback, private, link-local ... unless allow-listed) and the
+connection is pinned to the approved addresses, with the fetcher's watchdog bounding the whole
+attempt to ``alerts.webhook_timeout`` seconds. Redirects are not followed. 2xx is success; 429, 408,
+5xx and connection failures or timeouts are retried (honouring ``Retry-After``); any other status is a
+permanent failure. The URL of a webhook is a secret (Slack and Teams put the token in the path): logs
+and errors show only its scheme and host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from pipeline.alerts.views import AlertView, DigestView
+from pipeline.deliver.render import (
+    SUBJECT_PREFIX,
+    one_line,
+    regime_label,
+    subject_for,
+)
+from pipeline.errors import DeliveryError
+from pipeline.ingest.fetch import parse_retry_after
+from pipeline.ingest.normalise import safe_http_url
+from pipeline.net import policy as netguard
+from pipeline.net.transport import GuardedTransport, PinnedBackend
+from pipeline.net.watchdog import Watchdog
+
+__all__ = [
+    "TEAMS_HOST_SUFFIXES",
+    "WebhookError",
+    "WebhookPolicy",
+    "WebhookSender",
+    "choose_format",
+    "digest_payload",
+    "payload_for",
+    "recipient_label",
+]
+
+log = logging.getLogger(__name__)
+
+TEAMS_HOST_SUFFIXES = (
+    ".webhook.office.com",
+    ".logic.azure.com",
+    ".powerplatform.com",
+    ".powerautomate.com",
+)
+SLACK_HOSTS = ("hooks.slack.com",)
+MAX_RESPONSE_BYTES = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+# ------------------------------------------------------------------------------------- formats
+
+
+def recipient_label(url: str) -> str:
+    """A webhook URL safe to log or show: scheme and host only (the path holds the token)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "webhook <unparseable URL>"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/…"
+
+
+def choose_format(url: str, configured: str = "auto") -> str:
+    if configured != "auto":
+        return configured
+    host = (urlsplit(url).hostname or "").lower()
+    if host.endswith(TEAMS_HOST_SUFFIXES):
+        return "teams"
+    return "slack"
+
+
+def _mrkdwn(text: str) -> str:
+    """Slack mrkdwn escaping: the three characters Slack requires; nothing else is interpreted."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_link(url: str | None, label: str) -> str:
+    safe = safe_http_url(url)
+    if safe is None:
+        return _mrkdwn(label)
+    href = safe.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+    return f"<{href}|{_mrkdwn(label)}>"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "unknown"
+
+
+def _slack_alert(view: AlertView) -> dict[str, Any]:
+    regime = regime_label(view.regime_keys or tuple(r.key for r in view.regimes))
+    header = f"{view.severity.upper()} · {regime}"
+    if view.kind == "update":
+        was = f" (was {view.previous_severity.upper()})" if view.previous_severity else ""
+        header = f"UPDATE {view.severity.upper()}{was} · {regime}"
+    evidence = "\n".join(f"> {_mrkdwn(one_line(s, 400))}" for s in view.evidence_sentences[:3])
+    facts = (
+        f"*Score* {view.score:.2f} (threshold {view.threshold:.2f}) · *model* {_mrkdwn(view.model_version)}"
+        f" · {view.independent_sources} independent source(s)\n"
+        f"*Severity {view.severity.upper()}:* {_mrkdwn(view.severity_reason)}"
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(header, 150)}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": _cut(
+                    f"*{_slack_link(view.url, one_line(view.title, 300))}*\n{facts}", 3000
+                ),
+            },
+        },
+    ]
+    if evidence:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(evidence, 3000)}})
+    if view.designated:
+        names = "; ".join(_mrkdwn(n) for n in view.designated)
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(f"*UN-designated:* {names}", 3000)},
+            }
+        )
+    if view.regimes:
+        lines = [
+            f"{_slack_link(r.url, r.committee)} (resolutions {', '.join(map(str, r.resolutions))})"
+            for r in view.regimes
+        ]
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}}
+        )
+    sources = [
+        f"• {_slack_link(s.url, one_line(s.name, 100))} · {_time(s.published_at)}"
+        for s in view.sources[:20]
+    ]
+    if sources:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut("*Sources*\n" + "\n".join(sources), 3000)},
+            }
+        )
+    feedback = view.feedback or f'reply with "useful" or "not relevant" and alert {view.alert_id}'
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": _cut(
+                        f"Alert {view.alert_id} · story {view.story_id} · feedback: {_mrkdwn(feedback)}"
+                        " · a flag is a lead for review, not a finding of a violation",
+                        3000,
+                    ),
+                }
+            ],
+        }
+    )
+    return {"text": _mrkdwn(subject_for(view)), "blocks": blocks}
+
+
+def _run(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextRun", "text": text, **style}
+
+
+def _rich(*runs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "RichTextBlock", "inlines": list(runs), **extra}
+
+
+def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "msteams": {"width": "Full"},
+                    "body": body,
+                    "actions": actions[:5],
+                },
+            }
+        ],
+    }
+
+
+def _open(title: str, url: str | None) -> list[dict[str, Any]]:
+    safe = safe_http_url(url)
+    return [{"type": "Action.OpenUrl", "title": title, "url": safe}] if safe else []
+
+
+_TEAMS_COLOURS = {
+    "critical": "Attention",
+    "high": "Attention",
+    "medium": "Warning",
+    "low": "Default",
+}
+
+
+def _teams_alert(view: AlertView) -> dict[str, Any]:
+    regime = regime_label(view.regime_keys or tuple(r.key for r in view.regimes))
+    banner = f"{view.severity.upper()} · {regime}"
+    if view.kind == "update":
+        was = f" (was {view.previous_severity.upper()})" if view.previous_severity else ""
+        banner = f"UPDATE {view.severity.upper()}{was} · {regime}"
+    colour = _TEAMS_COLOURS.get(view.severity, "Default")
+    body: list[dict[str, Any]] = [
+        _rich(_run(banner, weight="Bolder", color=colour)),
+        _rich(_run(one_line(view.title, 300), size="Medium", weight="Bolder")),
+        _rich(
+            _run(
+                f"Score {view.score:.2f} (threshold {view.threshold:.2f}) · model "
+                f"{view.model_version} · {view.independent_sources} independent source(s)",
+                isSubtle=True,
+            )
+        ),
+        _rich(
+            _run(f"Severity {view.severity.upper()}: ", weight="Bolder"), _run(view.severity_reason)
+        ),
+    ]
+    for sentence in view.evidence_sentences[:3]:
+        body.append(_rich(_run("» "), _run(one_line(sentence, 400), italic=True)))
+    if view.designated:
+        body.append(
+            _rich(_run("UN-designated: ", weight="Bolder"), _run("; ".join(view.designated)))
+        )
+    for r in view.regimes:
+        body.append(_rich(_run(f"{r.name} — resolutions {', '.join(map(str, r.resolutions))}")))
+    for s in view.sources[:20]:
+        body.append(
+            _rich(_run(f"• {one_line(s.name, 100)} · {_time(s.published_at)}", isSubtle=True))
+        )
+    feedback = view.feedback or f'reply with "useful" or "not relevant" and alert {view.alert_id}'
+    body.append(
+        _rich(
+            _run(
+                f"Alert {view.alert_id} · story {view.story_id} · feedback: {feedback}. "
+                "A flag is a lead for review, not a finding of a violation.",
+                isSubtle=True,
+                size="Small",
+            )
+        )
+    )
+    actions = _open("Open the article", view.url)
+    for r in view.regimes[:2]:
+        actions += _open(f"{r.key.upper()} committee", r.url)
+    return _card(body, actions)
+
+
+def _alert_dict(view: AlertView) -> dict[str, Any]:
+    return {
+        "alert_id": view.alert_id,
+        "story_id": view.story_id,
+        "kind": view.kind,
+        "severity": view.severity,
+        "previous_severity": view.previous_severity,
+        "severity_reason": view.severity_reason,
+        "rule": view.rule,
+        "title": view.title,
+        "url": safe_http_url(view.url),
+        "summary": view.summary,
+        "language": view.lang,
+        "first_seen_at": view.first_seen_at.isoformat(),
+        "published_at": view.published_at.isoformat() if view.published_at else None,
+        "score": round(view.score, 4),
+        "threshold": round(view.threshold, 4),
+        "model_version": view.model_version,
+        "independent_sources": view.independent_sources,
+        "evidence": {
+            "sentences": list(view.evidence_sentences),
+            "terms": list(view.evidence_terms),
+        },
+        "designated": list(view.designated),
+        "regimes": [
+            {
+                "key": r.key,
+                "name": r.name,
+                "resolutions": list(r.resolutions),
+                "committee": r.committee,
+                "url": safe_http_url(r.url),
+            }
+            for r in view.regimes
+        ],
+        "sources": [
+            {
+                "name": s.name,
+                "url": safe_http_url(s.url),
+                "title": s.title,
+                "language": s.lang,
+                "published_at": s.published_at.isoformat() if s.published_at else None,
+                "seen_at": s.seen_at.isoformat() if s.seen_at else None,
+            }
+            for s in view.sources
+        ],
+        "feedback": view.feedback,
+    }
+
+
+def payload_for(view: AlertView, fmt: str) -> dict[str, Any]:
+    """The JSON body for one alert in ``fmt`` (slack, teams or json)."""
+    if fmt == "teams":
+        return _teams_alert(view)
+    if fmt == "json":
+        return {"type": "sanctions-watch.alert", "version": 1, **_alert_dict(view)}
+    return _slack_alert(view)
+
+
+def digest_payload(view: DigestView, fmt: str) -> dict[str, Any]:
+    """The JSON body for one daily digest in ``fmt``."""
+    n = view.count
+    title = f"Daily digest {view.day} · {n} stor{'y' if n == 1 else 'ies'} · highest {view.highest.upper()}"
+    if fmt == "json":
+        return {
+            "type": "sanctions-watch.digest",
+            "version": 1,
+            "day": view.day,
+            "count": n,
+            "highest": view.highest,
+            "groups": [
+                {
+                    "regime": g.regime.key if g.regime else None,
+                    "label": g.label,
+                    "alerts": [_alert_dict(a) for a in g.alerts],
+                }
+                for g in view.groups
+            ],
+            "feedback": view.feedback,
+        }
+    if fmt == "teams":
+        body: list[dict[str, Any]] = [_rich(_run(title, weight="Bolder", size="Medium"))]
+        for g in view.groups:
+            body.append(_rich(_run(g.label, weight="Bolder"), separator=True))
+            for a in g.alerts:
+                body.append(
+                    _rich(
+                        _run(f"{a.severity.upper()} ", weight="Bolder"),
+                        _run(
+                            f"{one_line(a.title, 200)} · score {a.score:.2f} · alert {a.alert_id}"
+                        ),
+                    )
+                )
+        return _card(body, [])
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150)}}
+    ]
+    for g in view.groups:
+        lines = [
+            f"• *{a.severity.upper()}* {_slack_link(a.url, one_line(a.title, 200))}"
+            f" · score {a.score:.2f} · alert {a.alert_id}"
+            for a in g.alerts
+        ]
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _cut(f"*{_mrkdwn(g.label)}*\n" + "\n".join(lines), 3000),
+                },
+            }
+        )
+    return {"text": _mrkdwn(f"{SUBJECT_PREFIX} {title}"), "blocks": blocks[:50]}
+
+
+# -------------------------------------------------------------------------------------- sending
+
+
+class WebhookError(DeliveryError):
+    """A webhook delivery failed; ``retry_after`` is the server's Retry-After in seconds, if any."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, permanent=permanent)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPolicy:
+    timeout: float = 10.0
+    allow_hosts: frozenset[str] = frozenset()
+    user_agent: str = "sanctions-watch/0.1"
+
+
+Resolver = Callable[[str, int], tuple[str, ...]]
+
+
+class WebhookSender:
+    """POSTs JSON to webhook URLs under the address policy, one bounded attempt per call.
+
+    ``client`` (tests only) is used as given: the address policy is still checked, but the
+    connection is not pinned to the checked addresses.
+    """
+
+    def __init__(
+        self,
+        policy: WebhookPolicy,
+        *,
+        client: httpx.Client | None = None,
+        resolver: Resolver = netguard.resolve_host,
+    ) -> None:
+        self.policy = policy
+        self.allow = netguard.AllowList.from_entries(policy.allow_hosts)
+        self._client = client
+        self._resolver = resolver
+
+    def _vet(self, url: httpx.URL, label: str, deadline: float) -> tuple[str, tuple[str, ...]]:
+        scheme = url.scheme.lower()
+        host = netguard.normalize_host(url.host or "")
+        if scheme not in _DEFAULT_PORTS or not host:
+            raise WebhookError(f"{label}: not an http(s) URL with a host", permanent=True)
+        listed = self.allow.allows_host(host) or (
+            netguard.is_ip_literal(host) and self.allow.allows_address(ipaddress.ip_address(host))
+        )
+        if scheme != "https" and not listed:
+            raise WebhookError(
+                f"{label}: http is allowed only for hosts in fetch.allow_hosts", permanent=True
+            )
+        port = url.port or _DEFAULT_PORTS[scheme]
+        if netguard.is_ip_literal(host):
+            addresses: tuple[str, ...] = (host,)
+        else:
+            addresses = self._resolve(host, port, label, deadline)
+        verdict = netguard.vet_addresses(host, addresses, self.allow)
+        if not verdict.allowed:
+            raise WebhookError(
+                f"{label}: refused by the address policy: {verdict.explain()} "
+                "(allow-list it in fetch.allow_hosts)",
+                permanent=True,
+            )
+        return url.raw_host.decode("ascii"), verdict.addresses
+
+    def _resolve(self, host: str, port: int, label: str, deadline: float) -> tuple[str, ...]:
+        box: list[tuple[str, ...] | BaseException] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box.append(self._resolver(host, port))
+            except (OSError, UnicodeError) as exc:
+                box.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="webhook-resolve", daemon=True).start()
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            raise WebhookError(f"{label}: resolving the host timed out")
+        result = box[0] if box else OSError("resolver gave no answer")
+        if isinstance(result, BaseException):
+            raise WebhookError(f"{label}: cannot resolve host: {result}")
+        if not result:
+            raise WebhookError(f"{label}: host resolved to no address")
+        return result
+
+    def send(self, payload: dict[str, Any], url: str, *, key: str, now: datetime) -> None:
+        """POST ``payload`` to ``url``; raises :class:`WebhookError` (``permanent`` or not)."""
+        label = recipient_label(url)
+        started = time.monotonic()
+        deadline = started + self.policy.timeout
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise WebhookError(f"{label}: malformed URL", permanent=True) from exc
+        raw_host, addresses = self._vet(target, label, deadline)
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": self.policy.user_agent,
+            "Idempotency-Key": key,
+        }
+        watchdog = Watchdog(deadline)
+        watchdog.start()
+        try:
+            remaining = max(0.1, deadline - time.monotonic())
+            timeout = httpx.Timeout(remaining)
+            if self._client is not None:
+                client = self._client
+                own = None
+            else:
+                own = httpx.Client(
+                    transport=GuardedTransport(PinnedBackend({raw_host: addresses}, watchdog)),
+                    timeout=timeout,
+                    follow_redirects=False,
+                    trust_env=False,
+                )
+                client = own
+            try:
+                request = client.build_request(
+                    "POST",
+                    target,
+                    content=body,
+                    headers=headers,
+                    timeout=timeout,
+                    extensions={"trace": watchdog.trace},
+                )
+                response = client.send(request, stream=True, follow_redirects=False)
+                try:
+                    excerpt = self._read_excerpt(response)
+                finally:
+                    response.close()
+            finally:
+                if own is not None:
+                    own.close()
+        except (httpx.TransportError, OSError) as exc:
+            if watchdog.expired:
+                raise WebhookError(f"{label}: no answer within {self.policy.timeout:g}s") from None
+            raise WebhookError(f"{label}: {type(exc).__name__}: {exc}") from None
+        finally:
+            watchdog.cancel()
+        self._check(response, excerpt, label, now)
+        log.debug(
+            "webhook %s: HTTP %d in %.2fs", label, response.status_code, time.monotonic() - started
+        )
+
+    @staticmethod
+    def _read_excerpt(response: httpx.Response) -> str:
+        data = bytearray()
+        for chunk in response.iter_raw():
+            data += chunk
+            if len(data) >= MAX_RESPONSE_BYTES:
+                break
+        return one_line(bytes(data[:300]).decode("utf-8", "replace"), 200)
+
+    @staticmethod
+    def _check(response: httpx.Response, excerpt: str, label: str, now: datetime) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        what = f"{label}: HTTP {status}" + (f" {excerpt}" if excerpt else "")
+        if status in (408, 429) or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+            raise WebhookError(what, retry_after=retry_after)
+        if 300 <= status < 400:
+            raise WebhookError(f"{what} (redirects are not followed)", permanent=True)
+        raise WebhookError(what, permanent=True)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,279 @@
+"""Storage operations: idempotent upserts of feeds, fetch outcomes, articles and classifications.
+
+Every write is safe to repeat: deterministic keys, inserts that ignore conflicts, and a whole feed's
+batch in one transaction (all or none). Functions take a :class:`Session` and the current time; they
+never read the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from pipeline.config import FeedConfig
+from pipeline.faults import checkpoint
+from pipeline.ingest.normalise import clean_text
+from pipeline.ingest.parse import Entry
+from pipeline.store.schema import Article, Base, Classification, Feed, FetchLog, Sighting
+
+__all__ = [
+    "UpsertResult",
+    "articles_to_classify",
+    "insert_ignore",
+    "record_fetch",
+    "sync_feeds",
+    "upsert_entries",
+]
+
+log = logging.getLogger(__name__)
+
+
+_MAX_ERROR = 4000
+_PRINTABLE = re.compile(r"[\x20-\x7e\t]+")
+
+
+def _validator(value: str | None, column: Any) -> str | None:
+    """``value`` when it is printable ASCII that fits ``column``'s length, else None."""
+    if not value:
+        return None
+    length = getattr(column.type, "length", None)
+    if (length is not None and len(value) > length) or not _PRINTABLE.fullmatch(value):
+        log.warning("dropping a %d-character validator the server sent: unusable", len(value))
+        return None
+    return value
+
+
+def insert_ignore(
+    session: Session, table: type[Base], rows: Sequence[dict[str, Any]], conflict: Sequence[str]
+) -> list[int]:
+    """INSERT rows, skipping any that collide on ``conflict``; returns the ids actually inserted."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    ids: list[int] = []
+    for row in rows:  # row by row: RETURNING with ON CONFLICT must tell us which ones went in
+        result = session.execute(stmt.values(**row).returning(table.id))  # type: ignore[attr-defined]
+        inserted = result.scalar_one_or_none()
+        if inserted is not None:
+            ids.append(inserted)
+    return ids
+
+
+def sync_feeds(session: Session, feeds: Iterable[FeedConfig]) -> None:
+    """Make the feeds table know every configured feed (URL and name follow the config).
+
+    New feeds are inserted with insert-or-ignore: two runs starting at once on PostgreSQL both see
+    the feed missing, and a plain INSERT in the second would fail on the primary key.
+    """
+    feeds = list(feeds)
+    existing = set(session.scalars(select(Feed.id)))
+    missing = [
+        {"id": cfg.id, "url": cfg.url, "name": cfg.name, "consecutive_failures": 0}
+        for cfg in feeds
+        if cfg.id not in existing
+    ]
+    insert_ignore(session, Feed, missing, ["id"])
+    rows = {f.id: f for f in session.scalars(select(Feed))}
+    for cfg in feeds:
+        row = rows.get(cfg.id)
+        if row is None:  # pragma: no cover - inserted just above, by us or by a concurrent run
+            continue
+        if row.url != cfg.url or row.name != cfg.name:
+            if row.url != cfg.url:  # validators belong to the old URL
+                row.etag = row.last_modified = None
+            row.url, row.name = cfg.url, cfg.name
+    session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    new_ids: tuple[int, ...]
+    updated_ids: tuple[int, ...]
+    duplicates: int
+
+
+def upsert_entries(session: Session, entries: Sequence[Entry], *, now: datetime) -> UpsertResult:
+    """Store entries, deduplicating by key (URL/GUID) and by content hash, across feeds and runs.
+
+    A known key with new content is an edit: the row is updated and its revision bumped, so it is
+    classified again (an alert follows only if the label flips). A different key with known content is
+    a syndicated copy: recorded as a sighting of the existing article.
+    """
+    if not entries:
+        return UpsertResult((), (), 0)
+    keys = [e.key for e in entries]
+    hashes = [e.content_hash for e in entries]
+    by_key = {a.key: a for a in session.scalars(select(Article).where(Article.key.in_(keys)))}
+    by_hash: dict[str, int] = {}
+    for article_id, chash in session.execute(
+        select(Article.id, Article.content_hash).where(Article.content_hash.in_(hashes))
+    ):
+        by_hash.setdefault(chash, article_id)
+    new_ids: list[int] = []
+    updated: list[int] = []
+    duplicates = 0
+    sightings: list[dict[str, Any]] = []
+    for entry in entries:
+        existing = by_key.get(entry.key)
+        if existing is not None:
+            if existing.content_hash != entry.content_hash:
+                existing.title, existing.summary, existing.body = (
+                    entry.title,
+                    entry.summary,
+                    entry.body,
+                )
+                existing.content_hash, existing.lang = entry.content_hash, entry.lang
+                existing.revision += 1
+                existing.updated_at = now
+                updated.append(existing.id)
+            else:
+                duplicates += 1
+            sightings.append(
+                {"article_id": existing.id, "feed_id": entry.feed_id, "url": entry.url}
+            )
+            continue
+        if entry.content_hash in by_hash:
+            duplicates += 1
+            sightings.append(
+                {
+                    "article_id": by_hash[entry.content_hash],
+                    "feed_id": entry.feed_id,
+                    "url": entry.url,
+                }
+            )
+            continue
+        row = {
+            "key": entry.key,
+            "feed_id": entry.feed_id,
+            "guid": entry.guid,
+            "url": entry.url,
+            "title": entry.title,
+            "summary": entry.summary,
+            "body": entry.body,
+            "lang": entry.lang,
+            "published_at": entry.published_at,
+            "first_seen_at": now,
+            "updated_at": now,
+            "content_hash": entry.content_hash,
+            "revision": 1,
+        }
+        inserted = insert_ignore(session, Article, [row], ["key"])
+        if inserted:
+            article_id = inserted[0]
+            new_ids.append(article_id)
+        else:  # another process inserted the same key between our read and our write
+            duplicates += 1
+            article_id = session.scalars(select(Article.id).where(Article.key == entry.key)).one()
+        by_hash[entry.content_hash] = article_id
+        if len(new_ids) == 2:
+            checkpoint("ingest.mid_batch")
+        sightings.append({"article_id": article_id, "feed_id": entry.feed_id, "url": entry.url})
+    session.flush()
+    insert_ignore(
+        session,
+        Sighting,
+        [{**s, "seen_at": now} for s in sightings],
+        ["article_id", "feed_id"],
+    )
+    return UpsertResult(tuple(new_ids), tuple(updated), duplicates)
+
+
+def record_fetch(
+    session: Session,
+    *,
+    run_id: str,
+    feed_id: str,
+    started_at: datetime,
+    finished_at: datetime,
+    outcome: str,
+    http_status: int | None = None,
+    nbytes: int = 0,
+    entries_seen: int = 0,
+    articles_new: int = 0,
+    articles_updated: int = 0,
+    duplicates: int = 0,
+    skipped: int = 0,
+    error: str | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    next_fetch_after: datetime | None = None,
+) -> None:
+    """Log one fetch and update the feed's state (validators, failure count, back-off).
+
+    ``error`` and the validators come from the feed's server: the error text is cleaned like feed
+    text (no NUL or lone surrogate reaches the database) and a validator that does not fit its
+    column or could not be sent back as a header is dropped (it is only a cache hint).
+    """
+    error = (clean_text(error, max_chars=_MAX_ERROR) or None) if error else None
+    etag = _validator(etag, Feed.etag)
+    last_modified = _validator(last_modified, Feed.last_modified)
+    session.add(
+        FetchLog(
+            run_id=run_id,
+            feed_id=feed_id,
+            started_at=started_at,
+            finished_at=finished_at,
+            outcome=outcome,
+            http_status=http_status,
+            bytes=nbytes,
+            entries_seen=entries_seen,
+            articles_new=articles_new,
+            articles_updated=articles_updated,
+            duplicates=duplicates,
+            skipped=skipped,
+            error=error,
+        )
+    )
+    feed = session.get(Feed, feed_id)
+    if feed is None:
+        return
+    feed.last_fetch_at = finished_at
+    feed.next_fetch_after = next_fetch_after
+    if outcome in ("ok", "not_modified"):
+        feed.last_ok_at = finished_at
+        feed.consecutive_failures = 0
+        feed.last_error = None
+        if etag is not None or last_modified is not None or outcome == "ok":
+            feed.etag, feed.last_modified = etag, last_modified
+        if articles_new:
+            feed.last_new_at = finished_at
+    elif outcome == "error":
+        feed.consecutive_failures += 1
+        feed.last_error = error
+
+
+def articles_to_classify(
+    session: Session, model_version: str, *, ids: Sequence[int] | None = None, limit: int = 10_000
+) -> list[Article]:
+    """Articles whose current revision has no classification by ``model_version``.
+
+    With ``ids`` only those are considered; without, the whole backlog (oldest first, up to ``limit``),
+    so articles left behind by a failed run are picked up by the next one.
+    """
+    stmt = (
+        select(Article)
+        .outerjoin(
+            Classification,
+            and_(
+                Classification.article_id == Article.id,
+                Classification.revision == Article.revision,
+                Classification.model_version == model_version,
+            ),
+        )
+        .where(Classification.id.is_(None))
+        .order_by(Article.id)
+        .limit(limit)
+    )
+    if ids is not None:
+        stmt = stmt.where(Article.id.in_(list(ids)))
+    return list(session.scalars(stmt))

@@ -1,0 +1,216 @@
+"""Storage on real SQLite and PostgreSQL: dedup across feeds and runs, edits, migrations, concurrency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from builders import entry
+from helpers import NOW
+from sqlalchemy import func, inspect, select
+
+from pipeline.config import FeedConfig
+from pipeline.store.articles import articles_to_classify, record_fetch, sync_feeds, upsert_entries
+from pipeline.store.db import (
+    downgrade_database,
+    make_engine,
+    make_sessionmaker,
+    redact_db_url,
+    upgrade_database,
+)
+from pipeline.store.schema import Article, Feed, FetchLog, Sighting
+
+FEEDS = [
+    FeedConfig(id="a", name="A", url="https://a.example/rss"),
+    FeedConfig(id="b", name="B", url="https://b.example/rss"),
+]
+
+
+@pytest.fixture
+def sessions(db_url: str):
+    engine = make_engine(db_url)
+    upgrade_database(engine)
+    factory = make_sessionmaker(engine)
+    with factory.begin() as s:
+        sync_feeds(s, FEEDS)
+    yield factory
+    engine.dispose()
+
+
+def count(factory, table) -> int:
+    with factory() as s:
+        return s.scalar(select(func.count()).select_from(table))
+
+
+def test_dedup_within_feed_across_feeds_and_runs(sessions) -> None:
+    first = [
+        entry("a", "One", url="https://x.example/1"),
+        entry("a", "Two", url="https://x.example/2"),
+    ]
+    with sessions.begin() as s:
+        r1 = upsert_entries(s, first, now=NOW)
+    assert len(r1.new_ids) == 2 and r1.duplicates == 0
+    # Same URL from another feed (tracking params differ), a syndicated copy with another URL, a re-run.
+    second = [
+        entry("b", "One", url="https://x.example/1?utm_source=b"),
+        entry("b", "Two", url="https://mirror.example/two"),
+        entry("b", "Three", url="https://x.example/3"),
+    ]
+    with sessions.begin() as s:
+        r2 = upsert_entries(s, second, now=NOW)
+    with sessions.begin() as s:
+        r3 = upsert_entries(s, first, now=NOW)
+    assert len(r2.new_ids) == 1 and r2.duplicates == 2
+    assert r3.new_ids == () and r3.duplicates == 2
+    assert count(sessions, Article) == 3
+    with sessions() as s:
+        feeds_of_one = s.scalars(
+            select(Sighting.feed_id).join(Article).where(Article.url == "https://x.example/1")
+        ).all()
+    assert sorted(feeds_of_one) == ["a", "b"]
+
+
+def test_edit_after_publication_bumps_revision(sessions) -> None:
+    with sessions.begin() as s:
+        (article_id,) = upsert_entries(
+            s, [entry("a", "Draft", guid="g-1", summary="first text")], now=NOW
+        ).new_ids
+    edited = entry("a", "Draft, updated", guid="g-1", summary="first text, corrected")
+    with sessions.begin() as s:
+        r = upsert_entries(s, [edited], now=NOW + timedelta(minutes=5))
+    assert r.updated_ids == (article_id,) and r.new_ids == ()
+    with sessions() as s:
+        a = s.get(Article, article_id)
+        assert (a.revision, a.title) == (2, "Draft, updated")
+        assert a.updated_at == NOW + timedelta(minutes=5)
+        assert [x.id for x in articles_to_classify(s, "m1")] == [article_id]
+
+
+def test_nul_and_surrogates_are_cleaned_before_storage(sessions) -> None:
+    from pipeline.ingest.normalise import clean_text
+
+    dirty = clean_text("Arms\x00 seized\ud800 at port")
+    with sessions.begin() as s:
+        upsert_entries(
+            s,
+            [entry("a", dirty, url="https://x.example/nul", summary=clean_text("x\x00y\udfff"))],
+            now=NOW,
+        )
+    with sessions() as s:
+        assert s.scalar(select(Article.title)) == "Arms seized at port"
+
+
+def test_fetch_log_and_feed_state(sessions) -> None:
+    with sessions.begin() as s:
+        record_fetch(
+            s,
+            run_id="r1",
+            feed_id="a",
+            started_at=NOW,
+            finished_at=NOW,
+            outcome="ok",
+            http_status=200,
+            etag='"v1"',
+            last_modified="Tue, 27 Feb 2024 08:10:00 GMT",
+            articles_new=2,
+        )
+        record_fetch(
+            s,
+            run_id="r1",
+            feed_id="b",
+            started_at=NOW,
+            finished_at=NOW,
+            outcome="error",
+            http_status=429,
+            error="HTTP 429",
+            next_fetch_after=NOW + timedelta(minutes=10),
+        )
+    with sessions() as s:
+        a, b = s.get(Feed, "a"), s.get(Feed, "b")
+        assert (a.etag, a.consecutive_failures, a.last_new_at) == ('"v1"', 0, NOW)
+        assert (b.consecutive_failures, b.last_error, b.next_fetch_after) == (
+            1,
+            "HTTP 429",
+            NOW + timedelta(minutes=10),
+        )
+        assert s.scalar(select(func.count()).select_from(FetchLog)) == 2
+
+
+def test_feed_url_change_drops_validators(sessions) -> None:
+    with sessions.begin() as s:
+        record_fetch(
+            s, run_id="r", feed_id="a", started_at=NOW, finished_at=NOW, outcome="ok", etag='"v1"'
+        )
+    with sessions.begin() as s:
+        sync_feeds(s, [replace(FEEDS[0], url="https://a.example/new-rss"), FEEDS[1]])
+    with sessions() as s:
+        assert s.get(Feed, "a").etag is None
+
+
+def test_migrations_down_and_up_keep_data(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade_database(engine)
+    factory = make_sessionmaker(engine)
+    with factory.begin() as s:
+        sync_feeds(s, FEEDS)
+        upsert_entries(s, [entry("a", "Kept", url="https://x.example/kept")], now=NOW)
+    # 0001 is the initial schema: downgrading to base drops everything, so exercise head -> head-1 -> head
+    # whenever there are later revisions, and base -> head on an empty database otherwise.
+    heads = _revisions()
+    if len(heads) > 1:
+        downgrade_database(engine, heads[-2])
+        upgrade_database(engine)
+        with factory() as s:
+            assert s.scalar(select(Article.title)) == "Kept"
+    else:
+        downgrade_database(engine, "base")
+        assert "articles" not in inspect(engine).get_table_names()
+        upgrade_database(engine)
+    engine.dispose()
+
+
+def _revisions() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    from pipeline.store.db import MIGRATIONS, _alembic_config
+
+    script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
+    assert script.dir == str(MIGRATIONS)
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def test_schema_matches_migrations_alembic_check(db_url: str) -> None:
+    from alembic import command
+
+    from pipeline.store.db import _alembic_config
+
+    engine = make_engine(db_url)
+    upgrade_database(engine)
+    command.check(_alembic_config(engine))  # raises if the tables and the migrations disagree
+    engine.dispose()
+
+
+def test_redact_db_url_hides_password() -> None:
+    assert "hunter2" not in redact_db_url("postgresql://sw:hunter2@db.example/sw")
+
+
+# Eight processes upserting one SQLite file: tests/hazards/test_concurrency.py.
+
+
+def test_cli_db_upgrade(tmp_path: Path, make_config) -> None:
+    config = make_config()
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(config.config_dir), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "at head" in out.stdout
+    engine = make_engine(config.database_url)
+    assert "deliveries" in inspect(engine).get_table_names()
+    engine.dispose()
