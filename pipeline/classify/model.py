@@ -17,23 +17,49 @@ from typing import Any
 import numpy as np
 from sklearn.utils import murmurhash3_32
 
+from pipeline.classify.passages import (
+    THIN_WORDS,
+    Doc,
+    Margins,
+    PassageSettings,
+    Segments,
+    count_words,
+    embedded_texts,
+    embedding_features,
+    features,
+    segment,
+    span_matrix,
+    split_margins,
+    thin,
+    units_of,
+)
+from pipeline.classify.stopwords import meaningful_terms
 from pipeline.errors import ModelError
 from pipeline.ingest.normalise import split_sentences
 from pipeline.knowledge.regimes import RegimeBook
 
 __all__ = [
     "FEATURE_SCHEMA",
+    "LEGACY_SCHEMA",
+    "SUPPORTED_SCHEMAS",
+    "Doc",
     "Evidence",
     "Score",
     "TextModel",
     "article_text",
+    "doc_of",
 ]
 
 log = logging.getLogger(__name__)
 
-# The input contract of every model this code can serve. A model trained on another schema is refused.
-FEATURE_SCHEMA = "title-summary-body/v1"
+# The input contract of the models this code trains: the head and the passages of an article, scored
+# by a base model and combined by a learned combiner (pipeline.classify.passages).
+FEATURE_SCHEMA = "head-passages/v1"
+# The earlier contract, still served: one text of title, summary and the first BODY_CHARS of the body.
+LEGACY_SCHEMA = "title-summary-body/v1"
+SUPPORTED_SCHEMAS = frozenset({FEATURE_SCHEMA, LEGACY_SCHEMA})
 BODY_CHARS = 3000
+EVIDENCE_PASSAGES = 2
 
 
 def article_text(title: str | None, summary: str | None = None, body: str | None = None) -> str:
@@ -44,6 +70,11 @@ def article_text(title: str | None, summary: str | None = None, body: str | None
         if p and p.strip()
     ]
     return "\n".join(parts)
+
+
+def doc_of(item: Mapping[str, Any]) -> Doc:
+    """The :class:`Doc` of a JSON item or corpus record (``title``, ``summary``, ``body``)."""
+    return Doc.of(item.get("title"), item.get("summary"), item.get("body"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +96,13 @@ class Score:
     score: float
     flagged: bool
     evidence: Evidence = field(default_factory=Evidence)
+    # "low" when the text is too thin to decide (a headline, a fragment): read the score with care.
+    confidence: str = "normal"
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+    return out
 
 
 @dataclass(slots=True)
@@ -244,15 +278,172 @@ class TextModel:
         for _value, gram in sorted(((v, g) for g, v in cache.items() if v > 0), reverse=True):
             if len(terms) >= max_terms:
                 break
-            if not any(gram in t or t in gram for t in terms):
-                terms.append(gram)
+            kept = meaningful_terms([gram], None)  # no "said", "is", 했다: they explain nothing
+            if kept and not any(kept[0] in t or t in kept[0] for t in terms):
+                terms.append(kept[0])
         return Evidence(
             sentences=tuple(chosen), terms=tuple(terms), regimes=_active_regimes(text, regimes)
+        )
+
+    # ------------------------------------------------------------------ whole articles (passages)
+
+    @property
+    def combiner(self) -> Any:
+        return self.estimator.get("combiner") if isinstance(self.estimator, dict) else None
+
+    @property
+    def passage_settings(self) -> PassageSettings:
+        raw = (self.metadata.get("combiner") or {}).get("passages") or {}
+        return PassageSettings(**{k: int(v) for k, v in raw.items()})
+
+    def _sparse_margins(self, segs: Sequence[Segments]) -> tuple[np.ndarray, np.ndarray]:
+        pipe, general = self.tfidf, self.estimator.get("general")
+        if pipe is None or general is None:
+            raise ModelError(f"model {self.version} lacks the sparse bases passages need")
+        return sparse_margins(pipe, general, segs)
+
+    def _doc_probs(self, docs: Sequence[Doc]) -> tuple[np.ndarray, list[Segments], list[Margins]]:
+        """Calibrated probabilities of whole articles, their segments and passage margins.
+
+        Stage one scores the head and every passage with the sparse base and combines them. With an
+        embedding head (fusion), items whose stage-one probability falls inside the cascade band
+        (chosen on out-of-fold scores, see ``pipeline.training.passages.choose_band``) go on to stage
+        two: the head and the best passages are embedded and everything is combined again. Outside
+        the band the stage-one probability stands, and nothing is embedded.
+        """
+        settings = self.passage_settings
+        segs = [segment(d, settings) for d in docs]
+        domain, general = self._sparse_margins(segs)
+        per_doc = split_margins(segs, domain)
+        rows = [features(m, g) for m, g in zip(per_doc, split_margins(segs, general), strict=True)]
+        sparse_rows = np.vstack(rows)
+        combiner_meta = self.metadata.get("combiner") or {}
+        head = self.head
+        if head is None:
+            return self._calibrate(self.combiner.decision_function(sparse_rows)), segs, per_doc
+        sparse_cal = combiner_meta.get("calibration_sparse") or {}
+        probs = _sigmoid(
+            sparse_cal.get("a", 1.0)
+            * np.asarray(self.estimator["combiner_sparse"].decision_function(sparse_rows))
+            + sparse_cal.get("b", 0.0)
+        )
+        band = combiner_meta.get("cascade") or {"low": 0.0, "high": 1.0}
+        need = np.flatnonzero((probs >= band["low"]) & (probs < band["high"]))
+        if len(need):
+            if self.embedder is None:
+                raise ModelError(
+                    f"model {self.version} needs the sentence embedder, which is not loaded"
+                )
+            groups = [embedded_texts(segs[i], per_doc[i]) for i in need]
+            vectors = self.embedder([t for g in groups for t in g])
+            margins = np.asarray(head.decision_function(vectors), dtype=float)
+            emb_rows, k = [], 0
+            for g in groups:
+                emb_rows.append(embedding_features(margins[k : k + len(g)]))
+                k += len(g)
+            full = np.c_[sparse_rows[need], np.vstack(emb_rows)]
+            probs[need] = self._calibrate(self.combiner.decision_function(full))
+        return probs, segs, per_doc
+
+    def predict_docs(self, docs: Sequence[Doc]) -> np.ndarray:
+        """Calibrated probability per article (title, summary, body)."""
+        if not docs:
+            return np.zeros(0)
+        if self.combiner is None:
+            return self.predict_proba([article_text(d.title, d.summary, d.body) for d in docs])
+        return self._doc_probs(docs)[0]
+
+    def score_docs(
+        self, docs: Sequence[Doc], *, regimes: RegimeBook | None = None, explain: bool = True
+    ) -> list[Score]:
+        """Score whole articles; flagged ones quote the passages that carried the score."""
+        if not docs:
+            return []
+        if self.combiner is None:
+            texts = [article_text(d.title, d.summary, d.body) for d in docs]
+            legacy = self.score(texts, regimes=regimes, explain=explain)
+            return [
+                Score(s.score, s.flagged, s.evidence, "low" if _thin_text(t) else "normal")
+                for s, t in zip(legacy, texts, strict=True)
+            ]
+        probs, segs, per_doc = self._doc_probs(docs)
+        out: list[Score] = []
+        for sg, margins, p in zip(segs, per_doc, probs, strict=True):
+            flagged = bool(p >= self.threshold)
+            full = " ".join(sg.units)
+            if explain and flagged:
+                evidence = self._explain_passages(sg, margins.passages, full, regimes)
+            else:
+                evidence = Evidence(regimes=_active_regimes(full, regimes))
+            out.append(
+                Score(
+                    score=round(float(p), 6),
+                    flagged=flagged,
+                    evidence=evidence,
+                    confidence="low" if thin(sg) else "normal",
+                )
+            )
+        return out
+
+    def _explain_passages(
+        self,
+        sg: Segments,
+        passage_margins: np.ndarray,
+        full: str,
+        regimes: RegimeBook | None,
+    ) -> Evidence:
+        """The passages that carried the score (best first, never two that share a sentence) and
+        the terms that pushed them."""
+        order = np.argsort(-passage_margins) if len(passage_margins) else np.zeros(0, dtype=int)
+        spans: list[tuple[int, int]] = []
+        for i in order:
+            if len(spans) == EVIDENCE_PASSAGES or (spans and passage_margins[i] <= 0):
+                break
+            start, end = sg.passage_spans[int(i)]
+            if all(end <= a or start >= b for a, b in spans):
+                spans.append((start, end))
+        chosen = [sg.join(span) for span in spans] or [sg.head]
+        terms = self.explain("\n".join(chosen), regimes=None).terms
+        return Evidence(
+            sentences=tuple(chosen), terms=terms, regimes=_active_regimes(full, regimes)
         )
 
     def top_terms(self, text: str, k: int = 6) -> list[str]:
         """Word n-grams with the largest positive contribution to the margin."""
         return list(self.explain(text).terms[:k])
+
+
+def sparse_features(pipe: Any, segs: Sequence[Segments]) -> Any:
+    """TF-IDF features of every span of ``segs`` (head, whole, passages; :func:`flatten` order),
+    hashing each unit once and summing counts over spans (see :func:`span_matrix`).
+
+    ``pipe`` is ``Pipeline([("features", FeatureUnion of Pipeline([("hash", HashingVectorizer),
+    ("tfidf", TfidfTransformer)])), ("clf", ...)])``, as :mod:`pipeline.training.train` builds it.
+    """
+    from scipy.sparse import hstack
+
+    units = units_of(segs)
+    spans = span_matrix(segs)
+    blocks = []
+    for _name, block in pipe.named_steps["features"].transformer_list:
+        counts = block.named_steps["hash"].transform(units)
+        blocks.append(block.named_steps["tfidf"].transform(spans @ counts))
+    return hstack(blocks, format="csr")
+
+
+def sparse_margins(
+    pipe: Any, general: Any, segs: Sequence[Segments]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Domain and general base margins of every span of ``segs`` over one feature computation."""
+    x = sparse_features(pipe, segs)
+    return (
+        np.asarray(pipe.named_steps["clf"].decision_function(x), dtype=float),
+        np.asarray(general.decision_function(x), dtype=float),
+    )
+
+
+def _thin_text(text: str) -> bool:
+    return count_words(text) < THIN_WORDS
 
 
 def _active_regimes(text: str, regimes: RegimeBook | None, limit: int = 3) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pipeline.classify.model import TextModel, article_text
+from pipeline.classify.model import TextModel, doc_of
 from pipeline.errors import InputError
 from pipeline.knowledge.regimes import RegimeBook, load_regimes
 
@@ -43,15 +43,16 @@ def score_batch(
     model: TextModel, regimes: RegimeBook | None, items: Sequence[dict[str, Any]]
 ) -> list[str]:
     """Score items and render one JSON line each (without the newline)."""
-    texts = [article_text(i.get("title"), i.get("summary"), i.get("body")) for i in items]
     out = []
-    for item, s in zip(items, model.score(texts, regimes=regimes), strict=True):
+    scores = model.score_docs([doc_of(i) for i in items], regimes=regimes)
+    for item, s in zip(items, scores, strict=True):
         out.append(
             json.dumps(
                 {
                     "id": item["id"],
                     "score": s.score,
                     "flagged": s.flagged,
+                    "confidence": s.confidence,
                     "threshold": model.threshold,
                     "model_version": model.version,
                     "regimes": list(s.evidence.regimes),

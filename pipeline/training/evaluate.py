@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from pipeline.classify.passages import THIN_WORDS, count_words
+
 __all__ = [
+    "NAMED_SLICES",
     "best_f1_threshold",
     "binary_metrics",
     "evaluate_items",
     "format_report",
+    "named_slices",
     "precision_at_recall",
 ]
 
@@ -26,14 +30,24 @@ def precision_at_recall(labels: np.ndarray, probs: np.ndarray, recall: float = 0
     return float(precision[ok].max()) if ok.any() else 0.0
 
 
-def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    """The threshold that maximises F1 on these (out-of-fold) predictions, and that F1."""
+def best_f1_threshold(
+    labels: np.ndarray, probs: np.ndarray, *, min_precision: float = 0.0
+) -> tuple[float, float]:
+    """The threshold that maximises F1 on these (out-of-fold) predictions, and that F1.
+
+    With ``min_precision``, only thresholds whose precision reaches it are considered (alert fatigue
+    costs compliance teams more than a borderline miss); if none does, the best-F1 threshold is used.
+    """
     precision, recall, thresholds = precision_recall_curve(labels, probs)
+    if not len(thresholds):
+        return 0.5, 0.0
     f1 = np.where(
         precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0
-    )
-    best = int(np.argmax(f1[:-1])) if len(thresholds) else 0
-    return float(thresholds[best]) if len(thresholds) else 0.5, float(f1[best])
+    )[:-1]
+    allowed = precision[:-1] >= min_precision
+    candidates = np.where(allowed, f1, -1.0) if allowed.any() else f1
+    best = int(np.argmax(candidates))
+    return float(thresholds[best]), float(f1[best])
 
 
 def binary_metrics(
@@ -66,13 +80,53 @@ def binary_metrics(
     }
 
 
+# Named slices that are not a single field's value (see docs/model-card.md). Each is a predicate
+# over a labelled item; "everyday news" also reports false alarms per 1,000 items.
+EVERYDAY = "everyday news"
+NAMED_SLICES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "articles": lambda i: i.get("style") == "article",
+    "articles, breach only in body": lambda i: (
+        i.get("style") == "article" and not i.get("breach_in_head")
+    ),
+    "short items": lambda i: i.get("style") != "article" and i.get("kind") != "everyday_news",
+    "headline only": lambda i: i.get("style") == "title_only" and i.get("kind") != "everyday_news",
+    "thin text": lambda i: (
+        i.get("kind") != "everyday_news"
+        and count_words(" ".join(str(i.get(k) or "") for k in ("title", "summary", "body")))
+        < THIN_WORDS
+    ),
+    "non-English": lambda i: i.get("lang") != "en",
+    EVERYDAY: lambda i: i.get("kind") == "everyday_news",
+}
+
+
+def named_slices(
+    items: Sequence[Mapping[str, Any]], probs: Sequence[float], threshold: float
+) -> dict[str, dict[str, Any]]:
+    """Metrics per named slice present in ``items``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, member in NAMED_SLICES.items():
+        idx = [n for n, item in enumerate(items) if member(item)]
+        if not idx:
+            continue
+        metrics = binary_metrics(
+            [int(items[n]["label"]) for n in idx], [probs[n] for n in idx], threshold
+        )
+        if name == EVERYDAY:
+            fp = metrics["confusion"]["fp"]
+            metrics["false_alarms_per_1000"] = round(1000 * fp / len(idx), 2)
+        out[name] = metrics
+    return out
+
+
 def evaluate_items(
     items: Sequence[dict[str, Any]],
     probs: Sequence[float],
     threshold: float,
-    slices: Sequence[str] = ("regime", "lang", "kind", "style"),
+    slices: Sequence[str] = ("regime", "lang", "kind", "style", "slice"),
 ) -> dict[str, Any]:
-    """Overall metrics plus one table per slice key present in the items."""
+    """Overall metrics plus one table per slice key present in the items (``"slice"``: the
+    :data:`NAMED_SLICES`)."""
     labels = [int(i["label"]) for i in items]
     report: dict[str, Any] = {
         "threshold": threshold,
@@ -89,6 +143,8 @@ def evaluate_items(
             value: binary_metrics([labels[i] for i in idx], [probs[i] for i in idx], threshold)
             for value, idx in sorted(groups.items())
         }
+    if "slice" in slices:
+        report["by_slice"] = named_slices(items, probs, threshold)
     return report
 
 
@@ -110,6 +166,11 @@ def format_report(report: dict[str, Any]) -> str:
             "",
             f"{key[3:]:<22} {'n':>5} {'pos':>5} {'FP':>4} {'FN':>4} {'prec':>6} {'recall':>6} {'F1':>6} {'PR-AUC':>7}",
         ]
+        if key == "by_slice" and EVERYDAY in report[key]:
+            lines.append(
+                f"  (everyday news: {report[key][EVERYDAY]['false_alarms_per_1000']} false alarms "
+                "per 1,000 items)"
+            )
         for value, m in report[key].items():
 
             def fmt(x: float | None, width: int, has: bool = True) -> str:

@@ -23,10 +23,22 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from pipeline.classify.model import FEATURE_SCHEMA, TextModel, article_text, platt_fit
+from pipeline.classify.model import FEATURE_SCHEMA, TextModel, article_text, doc_of, platt_fit
+from pipeline.classify.passages import EMBEDDING_FEATURES, FEATURE_NAMES, PassageSettings
 from pipeline.classify.registry import save_model
 from pipeline.training.corpus import data_hash
-from pipeline.training.evaluate import best_f1_threshold, evaluate_items
+from pipeline.training.evaluate import best_f1_threshold, binary_metrics, evaluate_items
+from pipeline.training.passages import (
+    OOF,
+    base_examples,
+    choose_band,
+    fit_bases,
+    make_combiner,
+    oof_combined,
+    oof_embedding_rows,
+    oof_features,
+    segments_of,
+)
 
 __all__ = ["CANDIDATES", "TrainResult", "cross_validate", "item_text", "train_model"]
 
@@ -131,6 +143,14 @@ CANDIDATES: dict[str, Candidate] = {
 }
 
 
+# The threshold is the best-F1 one among those whose out-of-fold precision reaches this (0: plain
+# best F1). Raising it trades recall for precision; docs/model-card.md shows the operating points.
+MIN_PRECISION = 0.0
+
+# The bases the whole-article model can score per passage (sparse, fast enough for every passage).
+PASSAGE_CANDIDATES = ("tfidf-word-lr", "tfidf-word-char-lr", "fusion-tfidf-embedding")
+
+
 def grouped_folds(
     labels: np.ndarray, groups: Sequence[str], folds: int, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -155,17 +175,6 @@ def cross_validate(
         est.fit(x_train, labels[train_idx])
         margins[test_idx] = est.decision_function(x_test)
     return margins
-
-
-def _stack_oof(
-    parts: np.ndarray, labels: np.ndarray, splits: Sequence[tuple[np.ndarray, np.ndarray]]
-) -> np.ndarray:
-    """Out-of-fold fused margins: for each fold, a stacker fitted on the other folds' OOF margins."""
-    fused = np.zeros(len(labels))
-    for train_idx, test_idx in splits:
-        stacker = LogisticRegression(max_iter=1000).fit(parts[train_idx], labels[train_idx])
-        fused[test_idx] = stacker.decision_function(parts[test_idx])
-    return fused
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +209,31 @@ def _card(meta: dict[str, Any]) -> str:
     )
     test = meta.get("test_metrics") or {}
     overall = test.get("overall", {})
+    slices = "\n".join(
+        f"| {name} | {m['n']} | {m['precision']} | {m['recall']} | {m['f1']} | "
+        f"{m.get('false_alarms_per_1000', '')} |"
+        for name, m in (test.get("by_slice") or {}).items()
+    )
+    comb = meta.get("combiner") or {}
+    cascade = comb.get("cascade")
+    cascade_text = (
+        f" Stage two (embeddings) runs only where the stage-one probability is in "
+        f"[{cascade['low']}, {cascade['high']}) (out-of-fold share of items: "
+        f"{cv[meta['candidate']].get('second_stage_share')})."
+        if cascade
+        else ""
+    )
     return f"""# Model card: {meta["version"]}
 
-**Task.** Flags news items (title, summary, start of body) that report a possible breach or evasion of
-UN Security Council sanctions. Output: a calibrated probability; flagged when >= {meta["threshold"]:.3f}.
+**Task.** Flags news items and whole articles that report a possible breach or evasion of UN Security
+Council sanctions. Output: a calibrated probability; flagged when >= {meta["threshold"]:.3f}; a
+`confidence` of "low" when the text is too thin to decide (a headline or a fragment).
 
-**Model.** `{meta["candidate"]}`: {meta["description"]}. Platt-calibrated on grouped out-of-fold margins.
-scikit-learn {meta["sklearn_version"]}; feature schema `{FEATURE_SCHEMA}`.
+**Model.** `{meta["candidate"]}`: {meta["description"]}. An article is read as its head (title and
+summary) and passages (windows of {comb.get("passages", {}).get("window")} sentences over the body,
+at most {comb.get("passages", {}).get("max_passages")}); base margins of each feed the combiner
+(features: {", ".join(comb.get("features", []))}).{cascade_text} Platt-calibrated on grouped
+out-of-fold margins. scikit-learn {meta["sklearn_version"]}; feature schema `{FEATURE_SCHEMA}`.
 
 **Training data.** {meta["training_data"]["n_items"]} items ({meta["training_data"]["n_positive"]} positive)
 from `data/corpus/` (our own writing about real events; see docs/labelling.md), sha256
@@ -220,7 +247,11 @@ from `data/corpus/` (our own writing about real events; see docs/labelling.md), 
 
 **Frozen test split** ({overall.get("n", 0)} items, never trained on or used for the threshold):
 precision {overall.get("precision")}, recall {overall.get("recall")}, F1 {overall.get("f1")},
-PR-AUC {overall.get("pr_auc")}. Per-slice tables: `sanctions-watch evaluate`.
+PR-AUC {overall.get("pr_auc")}.
+
+| slice | n | precision | recall | F1 | false alarms per 1,000 |
+|---|---|---|---|---|---|
+{slices}
 
 **Limits.** Trained on synthetic items written about real events; real feeds differ in length, noise and
 topic mix. Weak where a breach is described only through context the text does not carry. Languages
@@ -237,14 +268,22 @@ def train_model(
     candidates: Sequence[str] | None = None,
     folds: int = 5,
     repo_root: Path | None = None,
+    passages: PassageSettings | None = None,
     embed_workers: int = 2,
 ) -> TrainResult:
-    """Compare candidates by grouped CV, calibrate and threshold the best, refit, save a new version."""
-    names = list(candidates or CANDIDATES)
+    """Compare base candidates by grouped CV of the whole-article model, calibrate and threshold the
+    best, refit, save a new version (see :mod:`pipeline.training.passages`)."""
+    settings = passages or PassageSettings()
+    names = list(candidates or PASSAGE_CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
         raise ValueError(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
-    texts = [item_text(i) for i in train]
+    dense = [n for n in names if CANDIDATES[n].tfidf is None]
+    if dense:
+        raise ValueError(
+            f"candidates {dense} have no sparse base, which the whole-article model needs for "
+            f"every passage; choose from {list(PASSAGE_CANDIDATES)}"
+        )
     labels = np.asarray([int(i["label"]) for i in train])
     per_class = np.bincount(labels, minlength=2)
     if per_class.min() < folds:
@@ -252,43 +291,58 @@ def train_model(
             f"training needs at least {folds} items of each label, got {per_class.tolist()}"
         )
     splits = grouped_folds(labels, [str(i["event_id"]) for i in train], folds)
-    needs_embeddings = any(CANDIDATES[n].head is not None for n in names)
-    embedder = None
-    vectors = test_vectors = None
-    if needs_embeddings:
-        from pipeline.classify.embeddings import Embedder, embedder_version
-
-        embedder = Embedder(workers=embed_workers)
-        vectors = embedder(texts)
-        if test:
-            test_vectors = embedder([item_text(i) for i in test])
-        embedder.close()
-
-    oof_parts: dict[str, np.ndarray] = {}  # cache: one CV per distinct part
-
-    def part_oof(key: str, build: Callable[[], Any], inputs: Any) -> np.ndarray:
-        if key not in oof_parts:
-            oof_parts[key] = cross_validate(build, inputs, labels, splits)
-        return oof_parts[key]
-
+    segs = segments_of(train, settings)
+    # The threshold is chosen on every item, ordinary news included: a real stream is mostly ordinary
+    # news, and its false alarms at a low threshold are what compliance teams would pay for.
+    base = base_examples(train, settings)
     comparison: dict[str, Any] = {}
-    oof: dict[str, np.ndarray] = {}
+    states: dict[str, dict[str, Any]] = {}
+    sparse_oof: dict[int, OOF] = {}  # one out-of-fold pass per distinct sparse base
+    embedder: Any = None
+    vectors_of: dict[str, np.ndarray] = {}
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        nonlocal embedder
+        missing = list(dict.fromkeys(t for t in texts if t not in vectors_of))
+        if missing:
+            if embedder is None:
+                from pipeline.classify.embeddings import Embedder
+
+                embedder = Embedder(workers=embed_workers)
+            for text, vec in zip(missing, embedder(missing), strict=True):
+                vectors_of[text] = vec
+        return np.vstack([vectors_of[t] for t in texts]) if texts else np.zeros((0, 512))
+
     for name in names:
         cand = CANDIDATES[name]
-        if cand.kind == "tfidf":
-            margins = part_oof(f"tfidf:{name}", cand.tfidf, texts)  # type: ignore[arg-type]
-        elif cand.kind == "embedding":
-            margins = part_oof("head", cand.head, vectors)  # type: ignore[arg-type]
+        key = id(cand.tfidf)
+        if key not in sparse_oof:
+            sparse_oof[key] = oof_features(cand.tfidf, train, segs, base, splits)  # type: ignore[arg-type]
+        oof = sparse_oof[key]
+        m_sparse = oof_combined(oof.rows, labels, splits)
+        cal_sparse = platt_fit(m_sparse, labels)
+        p_sparse = _platt(cal_sparse, m_sparse)
+        state: dict[str, Any] = {"oof": oof, "cal_sparse": cal_sparse}
+        if cand.head is None:
+            probs, calibration = p_sparse, cal_sparse
+            thr, f1 = best_f1_threshold(labels, probs, min_precision=MIN_PRECISION)
         else:
-            stacked = np.c_[
-                part_oof("tfidf:tfidf-word-char-lr", cand.tfidf, texts),  # type: ignore[arg-type]
-                part_oof("head", cand.head, vectors),  # type: ignore[arg-type]
-            ]
-            margins = _stack_oof(stacked, labels, splits)
-        cal = platt_fit(margins, labels)
-        probs = 1 / (1 + np.exp(-(cal["a"] * margins + cal["b"])))
-        thr, f1 = best_f1_threshold(labels, probs)
-        report = evaluate_items(train, probs.tolist(), thr, slices=("regime", "lang", "kind"))
+            emb_rows = oof_embedding_rows(cand.head, embed, base, oof.top_texts, splits)
+            full_rows = np.c_[oof.rows, emb_rows]
+            m_full = oof_combined(full_rows, labels, splits)
+            calibration = platt_fit(m_full, labels)
+            p_full = _platt(calibration, m_full)
+            thr, _ = best_f1_threshold(labels, p_full, min_precision=MIN_PRECISION)
+            low, high = choose_band(p_sparse, p_full, thr)
+            in_band = (p_sparse >= low) & (p_sparse < high)
+            probs = np.where(in_band, p_full, p_sparse)
+            f1 = float(binary_metrics(labels.tolist(), probs.tolist(), thr)["f1"])
+            state.update(full_rows=full_rows, cascade={"low": low, "high": high},
+                         second_stage_share=round(float(in_band.mean()), 4))  # fmt: skip
+        state.update(calibration=calibration, threshold=thr)
+        report = evaluate_items(
+            train, probs.tolist(), thr, slices=("regime", "lang", "kind", "style")
+        )
         m = report["overall"]
         comparison[name] = {
             "kind": cand.kind,
@@ -297,59 +351,68 @@ def train_model(
             "threshold": round(thr, 4),
             "precision_at_recall_0.9": m["precision_at_recall_0.9"],
             "roc_auc": m["roc_auc"],
-            "by_lang": {
-                k: {"f1": v["f1"], "pr_auc": v["pr_auc"], "n": v["n"]}
-                for k, v in report["by_lang"].items()
-            },
-            "by_regime": {
-                k: {"f1": v["f1"], "pr_auc": v["pr_auc"], "n": v["n"]}
-                for k, v in report["by_regime"].items()
+            **({"second_stage_share": state["second_stage_share"]} if cand.head else {}),
+            **{
+                f"by_{table}": {
+                    k: {"f1": v["f1"], "pr_auc": v["pr_auc"], "n": v["n"]}
+                    for k, v in report[f"by_{table}"].items()
+                }
+                for table in ("lang", "regime", "style")
             },
             "by_kind": {
                 k: {"recall": v["recall"], "fp": v["confusion"]["fp"], "n": v["n"]}
                 for k, v in report["by_kind"].items()
             },
         }
-        oof[name] = margins
+        states[name] = state
         log.info("candidate %s: PR-AUC %s, F1 %.4f", name, m["pr_auc"], f1)
     chosen = max(names, key=lambda n: (comparison[n]["pr_auc"], comparison[n]["f1_at_best"]))
-    cand = CANDIDATES[chosen]
-    calibration = platt_fit(oof[chosen], labels)
-    threshold = float(comparison[chosen]["threshold"])
-    meta: dict[str, Any] = {"kind": cand.kind}
-    parts: dict[str, Any] = {}
-    if cand.tfidf is not None:
-        parts["tfidf"] = cand.tfidf()
-        parts["tfidf"].fit(texts, labels)
+    cand, state = CANDIDATES[chosen], states[chosen]
+    calibration = state["calibration"]
+    threshold = float(state["threshold"])
+    bases = fit_bases(cand.tfidf, base, np.ones(len(base.texts), dtype=bool))  # type: ignore[arg-type]
+    sparse_combiner = make_combiner().fit(state["oof"].rows, labels)
+    estimator: dict[str, Any] = {
+        "tfidf": bases.pipe,
+        "general": bases.general,
+        "combiner": sparse_combiner,
+    }
+    combiner_meta: dict[str, Any] = {
+        "features": list(FEATURE_NAMES),
+        "passages": settings.as_dict(),
+    }
+    meta: dict[str, Any] = {"kind": cand.kind, "combiner": combiner_meta}
     if cand.head is not None:
-        parts["embedding_head"] = cand.head()
-        parts["embedding_head"].fit(vectors, labels)
+        from pipeline.classify.embeddings import embedder_version
+
+        domain_texts = [t for t, d in zip(base.texts, base.domain, strict=True) if d]
+        estimator["embedding_head"] = cand.head().fit(embed(domain_texts), base.labels[base.domain])
+        estimator["combiner_sparse"] = sparse_combiner
+        estimator["combiner"] = make_combiner().fit(state["full_rows"], labels)
+        combiner_meta.update(
+            features=[*FEATURE_NAMES, *EMBEDDING_FEATURES],
+            cascade=state["cascade"],
+            calibration_sparse=state["cal_sparse"],
+        )
         meta["embedder"] = embedder_version()
-    if cand.kind == "fusion":
-        stacked = np.c_[oof_parts["tfidf:tfidf-word-char-lr"], oof_parts["head"]]
-        stacker = LogisticRegression(max_iter=1000).fit(stacked, labels)
-        meta["fusion"] = {
-            "w_tfidf": float(stacker.coef_[0][0]),
-            "w_embedding": float(stacker.coef_[0][1]),
-            "bias": float(stacker.intercept_[0]),
-        }
-    estimator: Any = parts["tfidf"] if cand.kind == "tfidf" else parts
+    combiner_meta["coef"] = [round(float(c), 4) for c in estimator["combiner"].coef_[0]]
     model = TextModel(estimator, "unsaved", threshold, calibration, meta)
+    if cand.head is not None:
+        model.embedder = embed
     test_report = None
     if test:
-        test_texts = [item_text(i) for i in test]
-        if test_vectors is not None:
-            cached = dict(zip(test_texts, test_vectors, strict=True))
-            model.embedder = lambda batch: np.vstack([cached[t] for t in batch])
-        probs_test = model.predict_proba(test_texts).tolist()
+        probs_test = model.predict_docs([doc_of(i) for i in test]).tolist()
         test_report = evaluate_items(test, probs_test, threshold)
+    if embedder is not None:
+        embedder.close()
     dhash = data_hash(train)
-    version = f"{now:%Y%m%d-%H%M%S}-{chosen.replace('-', '')[:12]}-{dhash[:6]}"
+    version = f"{now:%Y%m%d-%H%M%S}-passages-{chosen.replace('-', '')[:12]}-{dhash[:6]}"
     meta.update(
         {
             "created_at": now.isoformat(),
             "candidate": chosen,
-            "description": cand.description,
+            "description": f"whole-article model: {cand.description} over the head and passages, "
+            "combined by a logistic regression fitted on grouped out-of-fold base margins",
             "threshold": threshold,
             "calibration": calibration,
             "cross_validation": comparison,
@@ -359,6 +422,7 @@ def train_model(
                 "sha256": dhash,
                 "n_items": len(train),
                 "n_positive": int(labels.sum()),
+                "n_base_examples": len(base.texts),
                 "test_sha256": data_hash(test) if test else None,
             },
             "git_commit": _git_commit(repo_root) if repo_root else None,
@@ -370,7 +434,11 @@ def train_model(
     return TrainResult(version, path, chosen, comparison, threshold, test_report)
 
 
+def _platt(cal: dict[str, float], margins: np.ndarray) -> np.ndarray:
+    return np.asarray(1 / (1 + np.exp(-(cal["a"] * margins + cal["b"]))), dtype=float)
+
+
 def _sklearn_version() -> str:
     import sklearn
 
-    return sklearn.__version__
+    return str(sklearn.__version__)

@@ -12,9 +12,9 @@ from helpers import ROOT
 
 from pipeline.classify.registry import load_active
 from pipeline.training.corpus import load_items, training_items
-from pipeline.training.gate import check_gate, evaluate_frozen, file_sha256, load_baseline
+from pipeline.training.gate import check_gate, evaluate_frozen, load_baseline, split_sha256
 
-FROZEN = ROOT / "data" / "test" / "frozen.jsonl"
+FROZEN = ROOT / "data" / "test"  # the frozen split: every *.jsonl in it
 BASELINE = ROOT / "data" / "test" / "baseline.json"
 
 
@@ -51,9 +51,27 @@ def test_gate_catches_a_regression_and_a_moved_test_set(report) -> None:
     worse = json.loads(json.dumps(report))
     worse["overall"]["f1"] = 0.10
     assert any("overall f1" in f for f in check_gate(worse, baseline))
-    moved = {**report, "test_sha256": "0" * 64}
+    moved = {**report, "test_sha256": {**report["test_sha256"], "frozen.jsonl": "0" * 64}}
     assert any("frozen test split changed" in f for f in check_gate(moved, baseline))
-    assert baseline["test_sha256"] == file_sha256(FROZEN)
+    assert baseline["test_sha256"] == split_sha256(FROZEN)
+    assert set(baseline["test_sha256"]) == {
+        "frozen.jsonl",
+        "frozen_articles.jsonl",
+        "frozen_everyday.jsonl",
+    }
+
+
+def test_gate_watches_articles_and_caps_false_alarms_on_everyday_news(report) -> None:
+    baseline = load_baseline(BASELINE)
+    assert {"articles", "articles, breach only in body", "everyday news"} <= report[
+        "by_slice"
+    ].keys()
+    noisy = json.loads(json.dumps(report))
+    noisy["by_slice"]["everyday news"]["false_alarms_per_1000"] = 80.0
+    assert any("above the pinned maximum" in f for f in check_gate(noisy, baseline))
+    deaf = json.loads(json.dumps(report))
+    deaf["by_slice"]["articles, breach only in body"]["recall"] = 0.2
+    assert any("breach only in body recall" in f for f in check_gate(deaf, baseline))
 
 
 def test_evaluate_cli_prints_tables_and_writes_report(tmp_path: Path) -> None:
@@ -77,10 +95,11 @@ def test_evaluate_cli_prints_tables_and_writes_report(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    for heading in ("precision", "PR-AUC", "confusion", "regime", "lang", "kind"):
+    for heading in ("precision", "PR-AUC", "confusion", "regime", "lang", "kind", "slice"):
         assert heading in out.stdout
     saved = json.loads(out_file.read_text())
-    assert {"overall", "by_regime", "by_lang", "by_kind"} <= saved.keys()
+    assert {"overall", "by_regime", "by_lang", "by_kind", "by_slice"} <= saved.keys()
+    assert "false alarms per 1,000" in out.stdout
     assert saved["overall"]["n"] == len(load_items([FROZEN]))
 
 
