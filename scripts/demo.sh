@@ -13,7 +13,7 @@ scripts/services.sh start
 trap 'scripts/services.sh stop' EXIT
 echo "== preparing Airflow's metadata database in $AIRFLOW_HOME"
 .venv/bin/airflow db migrate >var/log/airflow-db-migrate.log 2>&1 || { tail -n 30 var/log/airflow-db-migrate.log; exit 1; }
-echo "== running the sanctions_watch DAG once with dag.test() (Airflow's log: var/log/demo-dag.log)"
+echo "== running the ingest DAG, then the alert DAG, once each with dag.test() (Airflow's log: var/log/demo-dag.log)"
 export DEMO_SUMMARY=$PWD/var/demo-summary.json
 rm -f "$DEMO_SUMMARY"
 if ! .venv/bin/python scripts/demo_dag.py >var/log/demo-dag.log 2>&1; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Airflow standalone with the project's DAG on the embedded defaults: sample feeds on loopback,
+# Airflow standalone with the project's DAGs on the embedded defaults: sample feeds on loopback,
 # SQLite under var/, mails to the local SMTP sink (var/outbox/*.eml). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,16 +24,31 @@ for _ in $(seq 1 180); do
   if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "Airflow exited; see var/log/airflow-standalone.log"; tail -n 30 var/log/airflow-standalone.log; exit 1; fi
   sleep 1
 done
-# A DAG first seen by `make demo` (dag.test) may have been registered paused: unpause it explicitly.
-for _ in $(seq 1 60); do
-  if .venv/bin/airflow dags unpause sanctions_watch >/dev/null 2>&1; then break; fi
-  sleep 2
+# A DAG first seen by `make demo` (dag.test) may have been registered paused: unpause them explicitly.
+for dag_id in ingest alert housekeeping; do
+  for _ in $(seq 1 60); do
+    if .venv/bin/airflow dags unpause "$dag_id" >/dev/null 2>&1; then break; fi
+    sleep 2
+  done
 done
+# The analysts' review page (its own login; docs/analyst-guide.md): a secret kept under var/ for the
+# demo (production sets SANCTIONS_WATCH_REVIEW_SECRET from its secret store) and an account `analyst`.
+if [ -z "${SANCTIONS_WATCH_REVIEW_SECRET:-}" ]; then
+  [ -f var/review-secret ] || (umask 077; .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(48))" >var/review-secret)
+  SANCTIONS_WATCH_REVIEW_SECRET=$(cat var/review-secret); export SANCTIONS_WATCH_REVIEW_SECRET
+fi
+if [ ! -f var/review-analyst-password ]; then
+  (umask 077; .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(12))" >var/review-analyst-password)
+  .venv/bin/sanctions-watch review add-analyst analyst <var/review-analyst-password >/dev/null
+fi
+.venv/bin/sanctions-watch review serve --port 8081 >var/log/review.log 2>&1 &
+pids+=($!)
 PASSFILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 cat <<INFO
 
-  Airflow UI:   http://localhost:$PORT   (DAG: sanctions_watch, every 15 minutes; trigger it to run now)
+  Airflow UI:   http://localhost:$PORT   (DAGs: ingest every 15 minutes, then alert on its asset; trigger ingest to run now)
   Login:        $( [ -f "$PASSFILE" ] && .venv/bin/python -c "import json,sys; d=json.load(open(sys.argv[1])); print(', '.join(f'{u} / {p}' for u,p in d.items()))" "$PASSFILE" || echo "see $PASSFILE")
+  Review page:  http://127.0.0.1:8081   (analyst / $(cat var/review-analyst-password); log: var/log/review.log)
   Sample feeds: http://127.0.0.1:8765/   Mail sink: 127.0.0.1:8025
   Mails land:   $PWD/var/outbox/*.eml
   Database:     $PWD/var/sanctions-watch.db
