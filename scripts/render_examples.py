@@ -3,10 +3,13 @@
     .venv/bin/python scripts/render_examples.py           # (re)write docs/examples/
     .venv/bin/python scripts/render_examples.py --check   # exit 1 if a committed example is stale
 
-Kinds: an immediate alert (HTML, plain text and the whole .eml), an update alert, a daily digest, and
+Kinds: an immediate alert (HTML, plain text and the whole .eml), the same for a story in Korean
+(subject and facts line in English, the original beside them), an update alert, a daily digest, and
 the webhook bodies (Slack, Microsoft Teams, our JSON; alert and digest). Nothing reads the clock: the
 sample's times are fixed and ``NOW`` is passed in. The vessels, companies and figures are fictional;
-the regime facts come from config/regimes.yaml.
+the regime facts come from config/regimes.yaml. Who and where are extracted from the sample texts by
+the real extractor (config/actors.yaml, config/places.yaml); the kinds are fixed here, as the
+tagger would give them, so the examples do not change when the tagger is retrained.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pipeline.alerts.allegation import Allegation  # noqa: E402
+from pipeline.alerts.describe import Describer  # noqa: E402
 from pipeline.alerts.ids import message_id_for  # noqa: E402
 from pipeline.alerts.severity import RULE, SeverityInput, explain_severity  # noqa: E402
 from pipeline.alerts.views import (  # noqa: E402
@@ -29,9 +34,12 @@ from pipeline.alerts.views import (  # noqa: E402
     RegimeView,
     SourceView,
 )
+from pipeline.classify.stopwords import meaningful_terms  # noqa: E402
 from pipeline.deliver.mail import build_message  # noqa: E402
 from pipeline.deliver.render import render_alert, render_digest  # noqa: E402
 from pipeline.deliver.webhook import digest_payload, payload_for  # noqa: E402
+from pipeline.knowledge.actors import load_actors  # noqa: E402
+from pipeline.knowledge.places import load_places  # noqa: E402
 from pipeline.knowledge.regimes import load_regimes  # noqa: E402
 
 NOW = datetime(2026, 3, 15, 9, 30, tzinfo=UTC)
@@ -39,6 +47,19 @@ SENDER = "sanctions-watch <alerts@sanctions-watch.invalid>"
 RECIPIENT = "compliance@example.org"
 FEEDBACK = "send feedback to analysts@example.org quoting alert {id}"
 OUT = ROOT / "docs" / "examples"
+
+
+def _allegation(texts: list[tuple[str, str]], kinds: tuple[str, ...], when: datetime) -> Allegation:
+    """Who and where by the extractor, with the kinds given (see the module docstring)."""
+    config = ROOT / "config"
+    describer = Describer(
+        tagger=None,
+        actors=load_actors(config / "actors.yaml", config / "regimes.yaml", config / "places.yaml"),
+        places=load_places(config / "places.yaml"),
+    )
+    found = describer.describe_texts(texts, date=when)
+    return Allegation(kinds, actors=found.actors, flows=found.flows, places=found.places,
+                      routes=found.routes, date=found.date)  # fmt: skip
 
 
 def _regime(key: str) -> RegimeView:
@@ -89,16 +110,19 @@ def _alert(alert_id: int, *, kind: str, sources: int, previous: str | None = Non
     )
     reason = explain_severity(sev_in)
     severity = reason.rsplit("⇒ ", 1)[1]
+    title = "Tanker seen in ship-to-ship transfer with North Korean vessel off Zhoushan"
+    summary = (
+        "Satellite images taken on 14 March show the Togo-flagged tanker Ocean Lark 7, IMO 9386421, "
+        "lying alongside the North Korean tanker Hao Fan 6 about 30 nautical miles east of Zhoushan "
+        "for nearly six hours. Analysts said both ships had switched off their transponders. Security "
+        "Council resolution 2397 caps North Korea's imports of refined petroleum & bans ship-to-ship "
+        "transfers with North Korean vessels."
+    )
+    published = datetime(2026, 3, 15, 6, 10, tzinfo=UTC)
     return AlertView(
         alert_id=alert_id,
-        title="Tanker seen in ship-to-ship transfer with North Korean vessel off Zhoushan",
-        summary=(
-            "Satellite images taken on 14 March show the Togo-flagged tanker Ocean Lark 7, IMO 9386421, "
-            "lying alongside the North Korean tanker Hao Fan 6 about 30 nautical miles east of Zhoushan "
-            "for nearly six hours. Analysts said both ships had switched off their transponders. Security "
-            "Council resolution 2397 caps North Korea's imports of refined petroleum & bans ship-to-ship "
-            "transfers with North Korean vessels."
-        ),
+        title=title,
+        summary=summary,
         url="https://wire.example/asia/2026/03/15/tanker-sts-zhoushan",
         lang="en",
         first_seen_at=datetime(2026, 3, 15, 6, 15, tzinfo=UTC),
@@ -123,6 +147,56 @@ def _alert(alert_id: int, *, kind: str, sources: int, previous: str | None = Non
         rule=RULE,
         independent_sources=sources,
         regime_keys=("dprk",),
+        allegation=_allegation(
+            [(f"{title}\n{summary}", "en")], ("ship-to-ship", "oil-above-cap"), published
+        ),
+    )
+
+
+def _korean(alert_id: int) -> AlertView:
+    """A story in Korean: subject and facts line in English, the original headline and evidence kept."""
+    title = '북한, 나진항서 러시아에 포탄 컨테이너 300여 개 보내…정부 "안보리 결의 위반"'
+    summary = (
+        "정부 소식통은 15일 위성사진 분석 결과 북한이 러시아에 포탄과 탄약이 담긴 컨테이너 약 300개를 "
+        "보냈다고 밝혔다. 컨테이너는 나진항에서 블라디보스토크로 옮겨졌다. 정부는 북한과의 모든 무기 "
+        "거래를 금지한 유엔 안보리 결의 위반이라고 밝혔다."
+    )
+    t = datetime(2026, 3, 15, 7, 40, tzinfo=UTC)
+    url = "https://daily.example/ko/politics/2026/03/15/rajin-containers"
+    sev_in = SeverityInput(
+        score=0.93, threshold=0.31, designated_matches=0, sources=1, regimes=("dprk",)
+    )
+    reason = explain_severity(sev_in)
+    return AlertView(
+        alert_id=alert_id,
+        title=title,
+        summary=summary,
+        url=url,
+        lang="ko",
+        first_seen_at=t + timedelta(minutes=4),
+        published_at=t,
+        score=0.93,
+        threshold=0.31,
+        model_version="20261127-043440-fusiontfidfe-8acaf0",
+        severity=reason.rsplit("⇒ ", 1)[1],
+        severity_reason=reason,
+        sources=(
+            SourceView(
+                "Daily Courier (Korean edition)", url, t, title, "ko", t + timedelta(minutes=4)
+            ),
+        ),
+        evidence_sentences=(
+            "정부 소식통은 15일 위성사진 분석 결과 북한이 러시아에 포탄과 탄약이 담긴 컨테이너 약 300개를 보냈다고 밝혔다.",
+            "컨테이너는 나진항에서 블라디보스토크로 옮겨졌다.",
+        ),
+        # what the model gives, function words ("밝혔다" said, "있다" is) removed as the view does
+        evidence_terms=meaningful_terms(("밝혔다", "포탄", "있다", "컨테이너", "것으로"), "ko"),
+        regimes=(_regime("dprk"),),
+        feedback=FEEDBACK.format(id=alert_id),
+        story_id=23,
+        rule=RULE,
+        regime_keys=("dprk",),
+        allegation=_allegation([(f"{title}\n{summary}", "ko")], ("arms-transfer",), t),
     )
 
 
@@ -203,8 +277,10 @@ def render_all() -> dict[str, str]:
     update = _alert(42, kind="update", sources=3, previous="high")
     digest = _digest()
     files: dict[str, str] = {}
+    korean = _korean(43)
     for name, rendered in (
         ("alert", render_alert(new)),
+        ("alert-ko", render_alert(korean)),
         ("update", render_alert(update)),
         ("digest", render_digest(digest)),
     ):
@@ -219,6 +295,15 @@ def render_all() -> dict[str, str]:
     )
     msg.set_boundary("===============sanctions-watch-example==")
     files["alert.eml"] = msg.as_bytes().decode("utf-8").replace("\r\n", "\n")
+    msg = build_message(
+        render_alert(korean),
+        sender=SENDER,
+        recipient=RECIPIENT,
+        message_id=message_id_for(43, RECIPIENT, SENDER),
+        date=NOW,
+    )
+    msg.set_boundary("===============sanctions-watch-example-ko==")
+    files["alert-ko.eml"] = msg.as_bytes().decode("utf-8").replace("\r\n", "\n")
     for fmt in ("slack", "teams", "json"):
         files[f"webhook-{fmt}.json"] = (
             json.dumps(payload_for(new, fmt), indent=2, ensure_ascii=False) + "\n"
