@@ -1,5 +1,7 @@
 # sanctions-watch: `make run` (Airflow + sample feeds + mail sink), `make demo` (one cycle through
-# dag.test()), `make test` (every test). Each target sets up .venv/ first.
+# dag.test()), `make test` (format, lint and type checks, then every test), `make lint` (the checks
+# alone). Each target sets up .venv/ first, with the dev and demo extras (the demo extra is the
+# local SMTP sink, aiosmtpd, that run, demo and the tests talk to).
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,9 +35,7 @@ test: setup
 	@scripts/test.sh
 
 lint: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	@scripts/lint.sh
 
 format: setup
 	$(BIN)/ruff format .

@@ -15,6 +15,7 @@ __all__ = [
     "FeedError",
     "FeedParseError",
     "FetchError",
+    "GateError",
     "InputError",
     "ModelError",
     "SanctionsWatchError",
@@ -50,8 +51,17 @@ class ModelError(SanctionsWatchError):
     """A model artefact is missing, corrupt, untrusted or incompatible with this installation."""
 
 
+class GateError(ModelError):
+    """A promotion was refused by the quality gate; ``failures`` lists every criterion missed."""
+
+    def __init__(self, message: str, failures: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
 class StoreError(SanctionsWatchError):
-    """The database refused an operation in a way the caller should know about."""
+    """The database refused a feed's rows, or its schema is not the revision this code needs (the
+    message names the database without its password, and the reason)."""
 
 
 class DeliveryError(SanctionsWatchError):

@@ -1,8 +1,12 @@
 """The pipeline's stages as plain functions: what the Airflow tasks and the CLI both call.
 
-``ingest`` → ``classify`` → ``record_alerts`` → ``deliver`` (plus ``check_health``). Each stage opens
-its own database session, is idempotent, takes ``now`` from the caller, and returns a small
-JSON-serialisable report of ids and counts (what goes into XCom), never article bodies.
+``migrate`` (once, before a run) → ``ingest`` → ``classify`` → ``record_alerts`` → ``deliver`` →
+``check_health``. Each stage takes a :class:`Runtime` (``with Runtime.open(config) as rt:``), opens its
+own database sessions, is idempotent, takes ``now`` from the caller, and returns a frozen report of ids
+and counts (:mod:`pipeline.reports`; ``as_dict()`` is what goes into XCom), never article bodies.
+
+This module orchestrates only: the SQL lives in :mod:`pipeline.store` (and the outbox), the wording of
+every message in :mod:`pipeline.deliver` and its templates.
 """
 
 from __future__ import annotations
@@ -10,61 +14,123 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from types import TracebackType
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.alerts.digest import compose_digests
-from pipeline.alerts.record import record as _record_alerts
-from pipeline.classify.model import TextModel, article_text
+from pipeline.alerts.record import record_story_alerts
+from pipeline.classify.model import Doc, TextModel
 from pipeline.classify.registry import load_active
-from pipeline.config import Config, FeedConfig
+from pipeline.config import Config, FeedConfig, FetchPolicy
 from pipeline.deliver.mail import MailSender, SmtpSender
-from pipeline.deliver.outbox import (
-    DeliveryReport,
-    deliver_pending,
-    display_recipient,
-    record_notice,
-    send_notices,
-)
+from pipeline.deliver.notices import record_health_notices, send_notices
+from pipeline.deliver.outbox import deliver_pending
 from pipeline.deliver.webhook import WebhookPolicy, WebhookSender
 from pipeline.errors import FeedError
-from pipeline.ingest.fetch import FetchPolicy, FetchResult, HTTPStatusError, fetch_feed
-from pipeline.ingest.parse import ParsedFeed, parse_feed
+from pipeline.health import check_feeds, feed_batches, feed_line
+from pipeline.ingest.article import PageCandidate, full_text_pass
+from pipeline.ingest.fetch import HTTPStatusError, fetch_feed
+from pipeline.ingest.harvest import Harvest
+from pipeline.ingest.parse import ParseBudget, parse_feed
+from pipeline.ingest.prescan import ParseLimits
 from pipeline.knowledge.regimes import RegimeBook, load_regimes
-from pipeline.net.policy import redact_url
-from pipeline.store.articles import articles_to_classify, record_fetch, sync_feeds, upsert_entries
-from pipeline.store.db import make_engine, make_sessionmaker, upgrade_database
-from pipeline.store.schema import Article, Classification, Delivery, Digest, Feed, FetchLog, Story
+from pipeline.reports import (
+    AlertsReport,
+    ClassifyReport,
+    DeliveryReport,
+    FeedOutcome,
+    HealthReport,
+    IngestReport,
+    MigrateReport,
+    RunSummary,
+)
+from pipeline.store.articles import (
+    add_classification,
+    articles_to_classify,
+    record_fetch,
+    sync_feeds,
+    upsert_entries,
+)
+from pipeline.store.db import (
+    make_engine,
+    make_sessionmaker,
+    require_current_schema,
+    upgrade_database,
+)
+from pipeline.store.deliveries import count_pending
+from pipeline.store.feeds import FetchState, fetch_states, refusal_reason
+from pipeline.store.pages import page_candidates, store_pages
+from pipeline.store.retention import maintain, purge_old_rows
+from pipeline.store.summary import database_summary as _database_summary
 
-__all__ = ["Runtime", "check_health", "classify", "deliver", "ingest", "record_alerts", "run_once"]
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "Runtime",
+    "check_health",
+    "classify",
+    "database_summary",
+    "deliver",
+    "housekeeping",
+    "ingest",
+    "migrate",
+    "plan_batches",
+    "record_alerts",
+    "run_once",
+    "webhook_sender",
+]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Runtime:
-    """What the stages share in one process: config, database, and lazily loaded model/knowledge."""
+    """What the stages share in one process: config, database, and lazily loaded model/knowledge.
+
+    A context manager: ``with Runtime.open(config) as rt:`` closes it (model workers stopped, engine
+    disposed) however the block ends. :meth:`open` migrates the schema by default (the CLI, tests);
+    with ``migrate=False`` (the DAG's tasks, after its ``migrate_database`` task) it only checks,
+    quietly, that the schema is current, and raises :class:`~pipeline.errors.StoreError` if not.
+    """
 
     config: Config
     engine: Engine
     sessions: sessionmaker[Session]
     _model: TextModel | None = field(default=None, repr=False)
+    closed: bool = field(default=False, repr=False)
 
     @classmethod
     def open(cls, config: Config, *, migrate: bool = True) -> Runtime:
         engine = make_engine(config.database_url)
-        if migrate:
-            upgrade_database(engine)
+        try:
+            if migrate:
+                upgrade_database(engine)
+            else:
+                require_current_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(config, engine, make_sessionmaker(engine))
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @property
     def model(self) -> TextModel:
@@ -81,14 +147,21 @@ class Runtime:
         return load_regimes(self.config.config_dir / "regimes.yaml")
 
     @cached_property
-    def designations(self) -> Any:
-        """A callable text -> matched designated names, or None when no list is configured."""
+    def designation_index(self) -> Any:
+        """The UN Consolidated List index (a DesignationIndex), or None when no list is configured."""
         path = self.config.designations_path
         if path is None:
             return None
         from pipeline.knowledge.designations import load_consolidated_list
 
-        index = load_consolidated_list(path)
+        return load_consolidated_list(path)
+
+    @cached_property
+    def designations(self) -> Callable[[str], list[str]] | None:
+        """A callable text -> matched designated names, or None when no list is configured."""
+        index = self.designation_index
+        if index is None:
+            return None
 
         def match(text: str) -> list[str]:
             seen: dict[str, str] = {}
@@ -98,70 +171,57 @@ class Runtime:
 
         return match
 
+    @cached_property
+    def describe(self) -> Callable[[Any], dict[str, Any]]:
+        """Story -> what its alert alleges (kinds, actors with direction, places, date); see
+        :mod:`pipeline.alerts.describe`. Without a servable breach-kind tagger the kinds are not
+        tagged (logged once); without places.yaml or actors.yaml fewer names are found."""
+        from pipeline.alerts.describe import Describer
+        from pipeline.classify.kinds import KINDS_DIR, load_active_tagger
+        from pipeline.errors import ModelError
+        from pipeline.knowledge.actors import load_actors
+        from pipeline.knowledge.places import load_places
+
+        cdir = self.config.config_dir
+        try:
+            tagger = load_active_tagger(self.config.model_dir / KINDS_DIR)
+        except ModelError as err:
+            log.error("alerts will not say what kind of breach: %s", err)
+            tagger = None
+        places = load_places(cdir / "places.yaml", missing_ok=True)
+        actors = load_actors(
+            cdir / "actors.yaml", cdir / "regimes.yaml", cdir / "places.yaml", missing_ok=True
+        )
+        describer = Describer(
+            tagger=tagger, actors=actors, places=places, designations=self.designation_index
+        )
+        return describer.describe
+
     def close(self) -> None:
-        if self._model is not None and hasattr(self._model.embedder, "close"):
-            self._model.embedder.close()  # type: ignore[union-attr]
-        self.engine.dispose()
+        """Stop the model's embedding workers and dispose of the engine (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            stop = getattr(self._model and self._model.embedder, "close", None)
+            if stop is not None:  # the embedder's worker processes
+                stop()
+        finally:
+            self.engine.dispose()
+
+
+def migrate(config: Config) -> MigrateReport:
+    """Bring the database schema to this code's head revision (idempotent): once per run, before
+    the stages (the DAG's first task; ``run-once`` does it by opening its runtime)."""
+    engine = make_engine(config.database_url)
+    try:
+        upgrade_database(engine)
+        return MigrateReport(require_current_schema(engine))
+    finally:
+        engine.dispose()
 
 
 # ----------------------------------------------------------------------------------------- ingest
-
-
-def _policy(config: Config) -> FetchPolicy:
-    f = config.fetch
-    return FetchPolicy(
-        connect_timeout=f.connect_timeout,
-        read_timeout=f.read_timeout,
-        total_deadline=f.total_deadline,
-        max_bytes=f.max_bytes,
-        max_redirects=f.max_redirects,
-        user_agent=f.user_agent,
-        allow_hosts=frozenset(f.allow_hosts),
-    )
-
-
-@dataclass(slots=True)
-class _Fetched:
-    feed: FeedConfig
-    started: datetime
-    result: FetchResult | None = None
-    parsed: ParsedFeed | None = None
-    error: str | None = None
-    http_status: int | None = None
-    retry_after: float | None = None
-
-
-def _fetch_and_parse(
-    feed: FeedConfig,
-    etag: str | None,
-    modified: str | None,
-    policy: FetchPolicy,
-    now: datetime,
-    client: httpx.Client | None,
-) -> _Fetched:
-    out = _Fetched(feed, now)
-    try:
-        out.result = fetch_feed(
-            feed.url, etag=etag, last_modified=modified, policy=policy, client=client
-        )
-        out.http_status = out.result.http_status
-        if out.result.status == "ok":
-            out.parsed = parse_feed(
-                out.result.content,
-                feed_id=feed.id,
-                now=now,
-                language=feed.language,
-                content_type=out.result.content_type,
-                base_url=out.result.url,
-                max_items=feed.max_items,
-            )
-    except HTTPStatusError as err:
-        out.error, out.http_status, out.retry_after = str(err), err.http_status, err.retry_after
-    except FeedError as err:
-        out.error = str(err)
-        if out.result is not None and out.result.truncated:
-            out.error = f"body cut at {policy.max_bytes} bytes; {out.error}"
-    return out
 
 
 # A server's Retry-After is honoured up to this long: a hostile or broken value (an HTTP-date in
@@ -180,11 +240,104 @@ def _retry_at(feed_id: str, now: datetime, seconds: float | None) -> datetime | 
     return now + timedelta(seconds=seconds)
 
 
-def _store_failure(err: DataError | IntegrityError) -> str:
-    """A short reason for a write the database refused (never the statement or its parameters)."""
-    orig = getattr(err, "orig", None) or err
-    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return f"the database refused this feed's entries: {type(orig).__name__}: {first[:200]}"
+def _harvest(
+    feed: FeedConfig,
+    state: FetchState,
+    policy: FetchPolicy,
+    now: datetime,
+    client: httpx.Client | None,
+    budget: ParseBudget,
+) -> Harvest:
+    """Fetch (conditionally), then parse: one feed's harvest; a failure is recorded, not raised."""
+    out = Harvest(feed, now, policy.max_bytes)
+    try:
+        out.result = fetch_feed(
+            feed.url,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            policy=policy,
+            client=client,
+        )
+        out.http_status = out.result.http_status
+        if out.result.status == "ok":
+            out.parsed = parse_feed(
+                out.result.content,
+                feed_id=feed.id,
+                now=now,
+                language=feed.language,
+                content_type=out.result.content_type,
+                base_url=out.result.url,
+                max_items=feed.max_items,
+                limits=ParseLimits.from_policy(policy),
+                budget=budget,
+            )
+    except HTTPStatusError as err:
+        out.refused(err)
+    except FeedError as err:
+        out.failed(err)
+    return out
+
+
+def _store_harvest(rt: Runtime, item: Harvest, *, run_id: str, now: datetime) -> FeedOutcome:
+    """Store one feed's harvest in one transaction (all of its entries or none); if the database
+    refuses its rows, record the refusal in a new transaction instead."""
+    feed = item.feed
+    fetched: dict[str, Any] = {
+        "run_id": run_id,
+        "feed_id": feed.id,
+        "started_at": now,
+        "finished_at": now,
+        "http_status": item.http_status,
+    }
+    try:
+        with rt.sessions.begin() as session:
+            if item.error is not None:
+                retry = _retry_at(feed.id, now, item.retry_after)
+                record_fetch(
+                    session, outcome="error", error=item.error, next_fetch_after=retry, **fetched
+                )
+                return FeedOutcome(feed.id, "error", error=item.error)
+            assert item.result is not None
+            if item.parsed is None:  # 304 Not Modified: nothing parsed, nothing written but the log
+                record_fetch(
+                    session,
+                    outcome="not_modified",
+                    etag=item.result.etag,
+                    last_modified=item.result.last_modified,
+                    **fetched,
+                )
+                return FeedOutcome(feed.id, "not_modified")
+            parsed = item.parsed
+            stored = upsert_entries(session, parsed.entries, now=now)
+            outcome = FeedOutcome(
+                feed.id,
+                "ok",
+                entries_seen=parsed.entries_seen,
+                articles_new=len(stored.new_ids),
+                articles_updated=len(stored.updated_ids),
+                duplicates=stored.duplicates + parsed.duplicates_in_feed,
+                skipped=parsed.skipped,
+            )
+            record_fetch(
+                session,
+                outcome="ok",
+                nbytes=len(item.result.content),
+                entries_seen=outcome.entries_seen,
+                articles_new=outcome.articles_new,
+                articles_updated=outcome.articles_updated,
+                duplicates=outcome.duplicates,
+                skipped=outcome.skipped,
+                error=item.problems(),
+                etag=item.result.etag,
+                last_modified=item.result.last_modified,
+                **fetched,
+            )
+    except (DataError, IntegrityError) as err:
+        reason = refusal_reason(err)
+        with rt.sessions.begin() as session:
+            record_fetch(session, outcome="error", error=reason, **fetched)
+        return FeedOutcome(feed.id, "error", error=reason)
+    return outcome
 
 
 def ingest(
@@ -194,7 +347,7 @@ def ingest(
     run_id: str,
     client: httpx.Client | None = None,
     feed_ids: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> IngestReport:
     """Fetch every due feed (concurrently), parse, store; one failing feed never stops the others.
 
     Each feed is stored in its own transaction (all of its entries or none). A feed whose server
@@ -206,233 +359,159 @@ def ingest(
     feeds = [f for f in config.enabled_feeds if feed_ids is None or f.id in feed_ids]
     with rt.sessions.begin() as session:
         sync_feeds(session, config.feeds)
-        state = {
-            f.id: (f.etag, f.last_modified, f.next_fetch_after)
-            for f in session.scalars(select(Feed))
-        }
-    due = [f for f in feeds if (until := state[f.id][2]) is None or until <= now]
+        states = fetch_states(session)
+    due = [f for f in feeds if states[f.id].due(now)]
     deferred = [f.id for f in feeds if f not in due]
     for feed_id in deferred:
-        log.info("feed %s deferred until %s (its server asked to wait)", feed_id, state[feed_id][2])
-    policy = _policy(config)
-    with ThreadPoolExecutor(max_workers=min(config.fetch.workers, max(1, len(due)))) as pool:
-        futures = [
-            pool.submit(_fetch_and_parse, f, state[f.id][0], state[f.id][1], policy, now, client)
-            for f in due
-        ]
-        fetched = [fut.result() for fut in futures]
-    report: dict[str, Any] = {
-        "run_id": run_id,
-        "feeds_ok": 0,
-        "feeds_not_modified": 0,
-        "feeds_failed": 0,
-        "feeds_deferred": len(deferred),
-        "entries_seen": 0,
-        "articles_new": 0,
-        "articles_updated": 0,
-        "duplicates": 0,
-        "skipped": 0,
-        "new_ids": [],
-        "updated_ids": [],
-        "errors": {},
-    }
-    for item in fetched:
-        try:
-            outcome = _store_fetched(rt, item, run_id=run_id, now=now)
-        except (DataError, IntegrityError) as err:
-            reason = _store_failure(err)
-            with rt.sessions.begin() as session:
-                record_fetch(
-                    session,
-                    run_id=run_id,
-                    feed_id=item.feed.id,
-                    started_at=now,
-                    finished_at=now,
-                    http_status=item.http_status,
-                    outcome="error",
-                    error=reason,
-                )
-            report["feeds_failed"] += 1
-            report["errors"][item.feed.id] = reason
-            log.error("feed %s failed: %s", item.feed.id, reason)
-            continue
-        for key, value in outcome.items():  # counted only once the feed's transaction committed
-            if key == "errors":
-                report["errors"].update(value)
-            else:
-                report[key] += value
+        log.info(
+            "feed %s deferred until %s (its server asked to wait)",
+            feed_id,
+            states[feed_id].next_fetch_after,
+        )
+    policy = config.fetch
+    budget = ParseBudget(policy.parse_budget_bytes)  # parse memory, shared by the workers
+    with ThreadPoolExecutor(max_workers=min(policy.workers, max(1, len(due)))) as pool:
+        futures = [pool.submit(_harvest, f, states[f.id], policy, now, client, budget) for f in due]
+        harvested = [fut.result() for fut in futures]
+    # Counted only once each feed's transaction committed.
+    outcomes = [_store_harvest(rt, item, run_id=run_id, now=now) for item in harvested]
+    min_items = {f.id: f.min_items for f in feeds}
+    for outcome in outcomes:  # one line per feed, once: what it did, with counts, or why it failed
+        failed = outcome.outcome == "error"
+        line = feed_line(outcome, min_items=min_items[outcome.feed_id])
+        log.log(logging.WARNING if failed or "below min_items" in line else logging.INFO, line)
+    report = IngestReport.of(run_id, outcomes, deferred=len(deferred))
     log.info(
         "ingest %s: %d ok, %d not modified, %d failed, %d deferred; %d new, %d duplicates",
         run_id,
-        report["feeds_ok"],
-        report["feeds_not_modified"],
-        report["feeds_failed"],
-        report["feeds_deferred"],
-        report["articles_new"],
-        report["duplicates"],
+        report.feeds_ok,
+        report.feeds_not_modified,
+        report.feeds_failed,
+        report.feeds_deferred,
+        report.articles_new,
+        report.duplicates,
     )
-    return report
-
-
-def _store_fetched(rt: Runtime, item: _Fetched, *, run_id: str, now: datetime) -> dict[str, Any]:
-    """Store one feed's outcome in one transaction (all of its entries or none); returns the
-    counts to add to the ingest report."""
-    config = rt.config
-    feed = item.feed
-    report: dict[str, Any] = {}
-    with rt.sessions.begin() as session:
-        common: dict[str, Any] = {
-            "run_id": run_id,
-            "feed_id": feed.id,
-            "started_at": now,
-            "finished_at": now,
-            "http_status": item.http_status,
-        }
-        if item.error is not None:
-            retry = _retry_at(feed.id, now, item.retry_after)
-            record_fetch(
-                session, outcome="error", error=item.error, next_fetch_after=retry, **common
-            )
-            log.warning("feed %s failed: %s", feed.id, item.error)
-            return {"feeds_failed": 1, "errors": {feed.id: item.error}}
-        assert item.result is not None
-        if item.parsed is None:  # 304 Not Modified: nothing parsed, nothing written but the log
-            record_fetch(
-                session,
-                outcome="not_modified",
-                etag=item.result.etag,
-                last_modified=item.result.last_modified,
-                **common,
-            )
-            return {"feeds_not_modified": 1}
-        parsed = item.parsed
-        stored = upsert_entries(session, parsed.entries, now=now)
-        problems = "; ".join(parsed.problems)[:2000] or None
-        if item.result.truncated:
-            problems = f"body cut at {config.fetch.max_bytes} bytes; " + (problems or "")
-        record_fetch(
-            session,
-            outcome="ok",
-            nbytes=len(item.result.content),
-            entries_seen=parsed.entries_seen,
-            articles_new=len(stored.new_ids),
-            articles_updated=len(stored.updated_ids),
-            duplicates=stored.duplicates + parsed.duplicates_in_feed,
-            skipped=parsed.skipped,
-            error=problems,
-            etag=item.result.etag,
-            last_modified=item.result.last_modified,
-            **common,
-        )
-        if parsed.entries_seen < feed.min_items:
-            log.warning(
-                "feed %s: %d entries, fewer than min_items=%d",
-                feed.id,
-                parsed.entries_seen,
-                feed.min_items,
-            )
-        report = {
-            "feeds_ok": 1,
-            "entries_seen": parsed.entries_seen,
-            "articles_new": len(stored.new_ids),
-            "articles_updated": len(stored.updated_ids),
-            "duplicates": stored.duplicates + parsed.duplicates_in_feed,
-            "skipped": parsed.skipped,
-            "new_ids": list(stored.new_ids),
-            "updated_ids": list(stored.updated_ids),
-        }
     return report
 
 
 # -------------------------------------------------------------------------------------- classify
 
 
-def classify(
-    rt: Runtime, *, now: datetime, ids: Sequence[int] | None = None, batch: int = 500
-) -> dict[str, Any]:
-    """Score the given articles, and any backlog of unclassified ones, with the active model."""
+def _article_pages(rt: Runtime, model: TextModel, *, now: datetime) -> None:
+    """Article pages for new summary-only items where the page can change the decision (the
+    cascade of pipeline/ingest/article.py), stored before their first score. No transaction is
+    open while pages are fetched."""
+    modes = {f.id: f.full_text for f in rt.config.feeds}
+    with rt.sessions.begin() as session:
+        candidates = page_candidates(session, modes)
+    if not candidates:
+        return
+
+    def triage(items: Sequence[PageCandidate]) -> list[tuple[float, Sequence[str]]]:
+        limit = rt.config.classify.max_text_chars
+        docs = [_doc(c.title, c.summary, c.body, limit) for c in items]
+        scores = model.score_docs(docs, regimes=rt.regimes, explain=False)
+        return [(s.score, s.evidence.regimes) for s in scores]
+
+    outcomes = full_text_pass(
+        candidates,
+        triage=triage,
+        threshold=model.threshold,
+        settings=rt.config.full_text,
+        policy=rt.config.fetch,
+    )
+    with rt.sessions.begin() as session:
+        store_pages(session, outcomes, now=now)
+
+
+def _doc(title: str | None, summary: str | None, body: str | None, limit: int) -> Doc:
+    """What the model reads of one article: title, summary, body, ``limit`` characters in all."""
+    title = (title or "")[:limit]
+    summary = (summary or "")[: max(0, limit - len(title))]
+    body = (body or "")[: max(0, limit - len(title) - len(summary))]
+    return Doc.of(title, summary, body)
+
+
+def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> ClassifyReport:
+    """Score every article revision the active model has not classified yet (after fetching the
+    article pages the full-text cascade asks for): the new and edited articles of this run, and any
+    backlog a failed run left.
+
+    Work is read in keyset pages of ``batch`` (``classify.batch_size``) articles by id, one
+    transaction each, so no query or report grows with the backlog; each article's text is cut to
+    ``classify.max_text_chars``."""
     model = rt.model
-    flagged: list[int] = []
-    scored = 0
-    targets = None if ids is None else list(ids)
+    settings = rt.config.classify
+    size = batch or settings.batch_size
+    _article_pages(rt, model, now=now)
+    flagged = scored = watermark = 0
     while True:
         with rt.sessions.begin() as session:
-            articles = articles_to_classify(session, model.version, limit=batch)
-            if targets is not None:
-                wanted = set(targets)
-                extra = articles_to_classify(session, model.version, ids=targets, limit=batch)
-                articles = extra + [a for a in articles if a.id not in wanted]
-                articles = articles[:batch]
+            articles = articles_to_classify(session, model.version, after_id=watermark, limit=size)
             if not articles:
                 break
-            texts = [article_text(a.title, a.summary, a.body) for a in articles]
-            scores = model.score(texts, regimes=rt.regimes)
+            docs = [_doc(a.title, a.summary, a.body, settings.max_text_chars) for a in articles]
+            scores = model.score_docs(docs, regimes=rt.regimes)
             for article, s in zip(articles, scores, strict=True):
-                session.add(
-                    Classification(
-                        article_id=article.id,
-                        revision=article.revision,
-                        model_version=model.version,
-                        score=s.score,
-                        threshold=model.threshold,
-                        flagged=s.flagged,
-                        regimes=list(s.evidence.regimes),
-                        evidence=s.evidence.as_dict(),
-                        classified_at=now,
-                    )
+                add_classification(
+                    session,
+                    article,
+                    model_version=model.version,
+                    score=s.score,
+                    threshold=model.threshold,
+                    flagged=s.flagged,
+                    regimes=s.evidence.regimes,
+                    evidence={**s.evidence.as_dict(), "confidence": s.confidence},
+                    now=now,
                 )
-                if s.flagged:
-                    flagged.append(article.id)
+                flagged += s.flagged
             scored += len(articles)
-            targets = None
-        if len(articles) < batch:
+            watermark = articles[-1].id
+        if len(articles) < size:
             break
-    log.info(
-        "classified %d articles with model %s: %d flagged", scored, model.version, len(flagged)
-    )
-    return {
-        "model_version": model.version,
-        "classified": scored,
-        "flagged": len(flagged),
-        "flagged_ids": flagged,
-    }
+    log.info("classified %d articles with model %s: %d flagged", scored, model.version, flagged)
+    return ClassifyReport(model.version, scored, flagged)
 
 
 # ------------------------------------------------------------------------------- alerts & delivery
 
 
-def record_alerts(rt: Runtime, *, now: datetime) -> dict[str, Any]:
+def record_alerts(rt: Runtime, *, now: datetime) -> AlertsReport:
     """Group flagged articles into stories, record new/update alerts and outbox rows, compose the
     daily digests that are due (all in one transaction)."""
     with rt.sessions.begin() as session:
-        rep = _record_alerts(
-            session, rt.config, now=now, designations=rt.designations, regimes=rt.regimes
+        rep = record_story_alerts(
+            session,
+            rt.config,
+            now=now,
+            designations=rt.designations,
+            regimes=rt.regimes,
+            describe=rt.describe,
         )
         digests = compose_digests(session, rt.config, now=now)
-        queued = session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.status == "pending")
-        )
+        pending = count_pending(session)
+    report = AlertsReport(
+        alerts_new=len(rep.alert_ids),
+        alert_ids=tuple(rep.alert_ids),
+        deliveries_pending=pending,
+        stories_new=rep.stories_new,
+        stories_joined=rep.stories_joined,
+        updates_new=rep.updates,
+        digest_items_queued=rep.queued,
+        digests_new=len(digests),
+        digest_ids=tuple(digests),
+    )
     log.info(
         "recorded %d alerts (%d updates) for %d new and %d joined articles; %d digests; "
         "%d deliveries pending",
-        len(rep.alert_ids),
-        rep.updates,
-        rep.stories_new,
-        rep.stories_joined,
-        len(digests),
-        queued or 0,
+        report.alerts_new,
+        report.updates_new,
+        report.stories_new,
+        report.stories_joined,
+        report.digests_new,
+        report.deliveries_pending,
     )
-    return {
-        "alerts_new": len(rep.alert_ids),
-        "alert_ids": rep.alert_ids,
-        "deliveries_pending": queued or 0,
-        "stories_new": rep.stories_new,
-        "stories_joined": rep.stories_joined,
-        "updates_new": rep.updates,
-        "digest_items_queued": rep.queued,
-        "digests_new": len(digests),
-        "digest_ids": digests,
-    }
+    return report
 
 
 def _owner() -> str:
@@ -444,7 +523,7 @@ def webhook_sender(config: Config) -> WebhookSender:
     return WebhookSender(
         WebhookPolicy(
             timeout=config.alerts.webhook_timeout,
-            allow_hosts=frozenset(config.fetch.allow_hosts),
+            allow_hosts=config.fetch.allow_hosts,
             user_agent=config.fetch.user_agent,
         )
     )
@@ -456,8 +535,8 @@ def deliver(
     now: datetime,
     sender: MailSender | None = None,
     webhook: WebhookSender | None = None,
-) -> dict[str, Any]:
-    report: DeliveryReport = deliver_pending(
+) -> DeliveryReport:
+    report = deliver_pending(
         rt.sessions,
         rt.config,
         sender or SmtpSender(rt.config.smtp),
@@ -468,53 +547,26 @@ def deliver(
         webhook=webhook or webhook_sender(rt.config),
     )
     log.info("delivery: %s", report.as_dict())
-    return report.as_dict()
+    return report
 
 
-def check_health(rt: Runtime, *, now: datetime, sender: MailSender | None = None) -> dict[str, Any]:
-    """Record operator notices for silent feeds and stuck deliveries, then email every unsent notice
-    (these and the delivery failures ``deliver`` recorded) to the operators, once each."""
-    notices: list[str] = []
+def plan_batches(config: Config) -> list[list[str]]:
+    """The enabled feeds' ids in batches of ``health.feed_batch_size``: one ingest task each."""
+    return feed_batches(config.enabled_feeds, config.health.feed_batch_size)
+
+
+def check_health(rt: Runtime, *, now: datetime, sender: MailSender | None = None) -> HealthReport:
+    """Record operator notices for feeds in trouble (once per problem, again on recovery or after
+    the reminder interval: :mod:`pipeline.health.feeds`) and stuck deliveries, then email every
+    unsent notice (these and the delivery failures ``deliver`` recorded) to the operators, once
+    each."""
     with rt.sessions.begin() as session:
-        for feed_cfg in rt.config.enabled_feeds:
-            feed = session.get(Feed, feed_cfg.id)
-            if feed is None or feed_cfg.max_silence_hours <= 0:
-                continue
-            if feed.last_fetch_at is None:
-                continue  # never tried yet: nothing to say
-            last = feed.last_ok_at
-            # Silent since the last success, or since the first attempt when it never succeeded.
-            since = last or session.scalar(
-                select(func.min(FetchLog.started_at)).where(FetchLog.feed_id == feed.id)
-            )
-            if since is None or now - since > timedelta(hours=feed_cfg.max_silence_hours):
-                day = now.strftime("%Y-%m-%d")
-                msg = (
-                    f"Feed {feed.id} ({redact_url(feed.url)}) has not been fetched successfully for more than "
-                    f"{feed_cfg.max_silence_hours:g} h (last success: {last or 'never'}; last error: "
-                    f"{feed.last_error or 'none'})."
-                )
-                if record_notice(session, f"feed-silent:{feed.id}:{day}", "feed_silent", msg, now):
-                    notices.append(msg)
-        limit = now - timedelta(hours=rt.config.alerts.pending_alarm_hours)
-        stuck = session.scalars(
-            select(Delivery).where(
-                Delivery.status.in_(("pending", "sending")), Delivery.created_at < limit
-            )
-        ).all()
-        for d in stuck:
-            what = f"alert {d.alert_id}" if d.alert_id is not None else f"digest {d.digest_id}"
-            msg = (
-                f"Delivery {d.id} ({what} to {display_recipient(d.channel, d.recipient)}) is still "
-                f"{d.status} after {d.attempts} attempt(s) since {d.created_at:%Y-%m-%d %H:%M} UTC; "
-                f"last error: {d.last_error}"
-            )
-            if record_notice(session, f"delivery-stuck:{d.id}", "delivery_stuck", msg, now):
-                notices.append(msg)
-    for msg in notices:
-        log.error("operator notice: %s", msg)
+        notices = check_feeds(session, rt.config, now=now)
+        notices += record_health_notices(session, rt.config, now=now)
+    for message in notices:
+        log.error("operator notice: %s", message)
     emailed = send_notices(rt.sessions, rt.config, sender or SmtpSender(rt.config.smtp), now=now)
-    return {"notices_new": len(notices), "notices": notices, "notices_emailed": emailed}
+    return HealthReport(len(notices), tuple(notices), emailed)
 
 
 def run_once(
@@ -524,71 +576,46 @@ def run_once(
     run_id: str,
     sender: MailSender | None = None,
     client: httpx.Client | None = None,
-) -> dict[str, Any]:
-    """One full cycle without the scheduler: the same functions the DAG calls, in the same order."""
+) -> RunSummary:
+    """One full cycle without the scheduler: the same functions the DAG calls, in the same order
+    (the schema was brought up to date when ``rt`` was opened)."""
     ing = ingest(rt, now=now, run_id=run_id, client=client)
-    cls = classify(rt, now=now, ids=ing["new_ids"] + ing["updated_ids"])
+    cls = classify(rt, now=now)
     rec = record_alerts(rt, now=now)
     dlv = deliver(rt, now=now, sender=sender)
     health = check_health(rt, now=now, sender=sender)
+    return RunSummary.of(ing, cls, rec, dlv, health)
+
+
+def housekeeping(rt: Runtime, *, now: datetime) -> dict[str, Any]:
+    """Purge rows past their retention (``retention:``; one transaction), then VACUUM/ANALYZE."""
+    keep = rt.config.retention
+    with rt.sessions.begin() as session:
+        purged = purge_old_rows(
+            session,
+            now=now,
+            fetch_log_days=keep.fetch_log_days,
+            sent_deliveries_days=keep.sent_deliveries_days,
+            articles_days=keep.articles_days,
+        )
+    ran = maintain(rt.engine)
+    log.info(
+        "housekeeping: purged %d fetch-log rows, %d sent deliveries, %d articles; ran %s",
+        purged.fetch_log,
+        purged.deliveries,
+        purged.articles,
+        ran,
+    )
     return {
-        "run_id": run_id,
-        "feeds_ok": ing["feeds_ok"] + ing["feeds_not_modified"],
-        "feeds_failed": ing["feeds_failed"],
-        "feeds_deferred": ing["feeds_deferred"],
-        "entries_seen": ing["entries_seen"],
-        "articles_new": ing["articles_new"],
-        "articles_updated": ing["articles_updated"],
-        "duplicates": ing["duplicates"],
-        "classified": cls["classified"],
-        "flagged": cls["flagged"],
-        "model_version": cls["model_version"],
-        "alerts_new": rec["alerts_new"],
-        "alerts_sent": dlv["sent"],
-        "alerts_retried": dlv["retried"],
-        "alerts_failed": dlv["failed"],
-        "alerts_pending": dlv["pending"],
-        "notices_new": health["notices_new"],
-        "errors": ing["errors"],
-        "stories_new": rec["stories_new"],
-        "alerts_updates": rec["updates_new"],
-        "digests_new": rec["digests_new"],
-        "webhooks_sent": dlv["webhook_sent"],
-        "notices_emailed": health["notices_emailed"],
+        "fetch_log": purged.fetch_log,
+        "deliveries": purged.deliveries,
+        "articles": purged.articles,
+        "maintenance": ran,
     }
 
 
 def database_summary(rt: Runtime) -> dict[str, Any]:
     """Counts that tell an operator what the pipeline holds, and the newest flagged titles."""
-    from pipeline.store.schema import Alert
-
     with rt.sessions() as session:
-
-        def count(stmt: Any) -> int:
-            return int(session.scalar(stmt) or 0)
-
-        by_status = dict(
-            session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
-        )
-        flagged_titles = session.scalars(
-            select(Article.title)
-            .join(Alert, Alert.article_id == Article.id)
-            .order_by(Alert.id.desc())
-            .limit(10)
-        ).all()
-        return {
-            "feeds": count(select(func.count()).select_from(Feed)),
-            "articles": count(select(func.count()).select_from(Article)),
-            "classified": count(select(func.count()).select_from(Classification)),
-            "flagged": count(
-                select(func.count())
-                .select_from(Classification)
-                .where(Classification.flagged.is_(True))
-            ),
-            "alerts": count(select(func.count()).select_from(Alert)),
-            "stories": count(select(func.count()).select_from(Story)),
-            "digests": count(select(func.count()).select_from(Digest)),
-            "deliveries": by_status,
-            "outbox_dir": str(rt.config.outbox_dir),
-            "flagged_titles": list(flagged_titles),
-        }
+        summary = _database_summary(session)
+    return {**summary, "outbox_dir": str(rt.config.outbox_dir)}

@@ -100,6 +100,7 @@ def add_article(
     score: float = 0.95,
     regimes: tuple[str, ...] = ("dprk",),
     sentences: tuple[str, ...] = ("Both ships had switched off their transponders.",),
+    terms: tuple[str, ...] = ("transponders",),
 ) -> int | None:
     """Store one entry as ingest would, and a classification as classify would; the new article id
     (None when the entry was a copy recorded as a sighting of an existing article)."""
@@ -120,7 +121,7 @@ def add_article(
         sync_feeds(s, rt.config.feeds)
         new = upsert_entries(s, [entry], now=now).new_ids
         for article_id in new:
-            ev = Evidence(sentences=sentences, terms=("transponders",), regimes=regimes)
+            ev = Evidence(sentences=sentences, terms=terms, regimes=regimes)
             s.add(
                 Classification(
                     article_id=article_id,

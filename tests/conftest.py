@@ -12,6 +12,11 @@ Fixtures strategy (reuse these before writing new ones):
   subscriptions, regimes) pointing at the fixtures above, and returns the loaded :class:`Config`.
 * **Model.** ``active_model_dir`` is the repo's ``models/`` (the shipped model). ``tiny_model_dir``
   trains a small model in a temp folder once per session, for registry tests that tamper with files.
+* **Article pages.** ``tests/pagekit.py``: the long test article (breach in paragraph four), HTML
+  around it, a summary-only feed, and ``page_server()``, a loopback server that timestamps each
+  request on its own side (for politeness assertions).
+* **Command line.** ``run_cli("models", "list", "--config", DIR)`` runs ``sanctions-watch`` in this
+  process and returns (exit code, stdout, stderr); use a subprocess only to test stdin or exit paths.
 * **PostgreSQL.** Unreachable → skip with the reason; ``SANCTIONS_WATCH_REQUIRE_POSTGRES=1`` (set by
   ``.ci/run``) turns that skip into a failure, so CI always proves the production path.
 """
@@ -19,6 +24,7 @@ Fixtures strategy (reuse these before writing new ones):
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import uuid
@@ -144,3 +150,25 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
         return load_config(write_config(tmp_path / "config", **kwargs), environ={})
 
     return make
+
+
+# ------------------------------------------------------------------------------ the command line
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., tuple[int, str, str]]]:
+    """``sanctions-watch ARGS`` in this process: (exit code, stdout, stderr). ``main`` sets the
+    alembic and httpx loggers' levels; they are put back afterwards."""
+    names = ("alembic", "httpx")
+    levels = {n: logging.getLogger(n).level for n in names}
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        from pipeline.cli import main
+
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    yield run
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

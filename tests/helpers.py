@@ -25,7 +25,8 @@ def write_config(
     settings: dict[str, Any] | None = None,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "config" / "regimes.yaml", directory / "regimes.yaml")
+    for name in ("regimes.yaml", "places.yaml", "actors.yaml"):  # the knowledge base, as shipped
+        shutil.copy(ROOT / "config" / name, directory / name)
     base: dict[str, Any] = {
         "database_url": database_url,
         "base_dir": str(directory.parent),

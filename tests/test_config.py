@@ -145,3 +145,58 @@ def test_config_dir_from_environment(
     make_config()
     monkeypatch.setenv("SANCTIONS_WATCH_CONFIG", str(tmp_path / "config"))
     assert load_config().config_dir == (tmp_path / "config").resolve()
+
+
+def test_embed_workers_is_a_setting_in_the_file_and_the_environment(
+    make_config, tmp_path: Path
+) -> None:
+    assert make_config().embed_workers == 1
+    config = make_config(settings={"embed_workers": 3})
+    assert config.embed_workers == 3
+    env = {"SANCTIONS_WATCH_EMBED_WORKERS": "2"}
+    assert load_config(tmp_path / "config", environ=env).embed_workers == 2
+    with pytest.raises(
+        ConfigError, match=r"settings\.yaml: embed_workers: must be between 1 and 8"
+    ):
+        make_config(settings={"embed_workers": 0})
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"fetch": {"workers": 0}}, "settings.yaml: fetch.workers: must be between 1 and 64"),
+        ({"fetch": {"retries": 3}}, "settings.yaml: fetch.retries: unknown key (allowed:"),
+        ({"smtp": {"password": "x"}}, "settings.yaml: smtp.password: unknown key"),
+        ({"alerts": {"batch": 3}}, "settings.yaml: alerts.batch: unknown key"),
+        (
+            {"fetch": {"user_agent": "evil\r\nX-Injected: 1"}},
+            "settings.yaml: fetch: FetchPolicy.user_agent: expected printable ASCII",
+        ),
+        (
+            {"fetch": {"allow_hosts": ["10.0.0.0/33"]}},
+            "settings.yaml: fetch: ",
+        ),
+    ],
+)
+def test_fetch_smtp_and_alert_sections_refuse_what_they_do_not_read(
+    make_config, settings: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_config(settings=settings)
+    assert message in str(info.value)
+
+
+def test_fetch_settings_are_the_fetch_policy_with_its_defaults(make_config) -> None:
+    from pipeline.config import USER_AGENT, FetchPolicy
+    from pipeline.deliver.webhook import WebhookPolicy
+    from pipeline.jobs import webhook_sender
+
+    config = make_config(settings={"fetch": {"allow_hosts": ["127.0.0.1"], "max_redirects": 2}})
+    assert isinstance(config.fetch, FetchPolicy)
+    assert config.fetch == FetchPolicy(
+        allow_hosts=frozenset({"127.0.0.1"}), max_redirects=2, total_deadline=10, read_timeout=5
+    )  # every other field at FetchPolicy's default (write_config sets the two timeouts)
+    assert config.fetch.user_agent == USER_AGENT == WebhookPolicy().user_agent
+    sender = webhook_sender(config)
+    assert sender.policy.user_agent == USER_AGENT
+    assert sender.policy.allow_hosts == config.fetch.allow_hosts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import email
 import json
 import subprocess
@@ -9,11 +11,13 @@ import sys
 from email import policy
 from pathlib import Path
 
+import pytest
 from helpers import NOW, ROOT, sample_feeds
 from sqlalchemy import func, select
 
 from pipeline.devtools.feedserver import serve_directory
-from pipeline.jobs import Runtime, run_once
+from pipeline.jobs import Runtime, ingest, run_once
+from pipeline.reports import IngestReport, RunSummary
 from pipeline.store.schema import Alert, Article, FetchLog
 
 ORIGIN = "North Korea suspected of sending artillery shells and missiles to Russia"
@@ -26,8 +30,9 @@ def test_run_once_end_to_end_then_nothing_new(
         *sample_feeds(feed_server.url),
         {"id": "dead", "url": f"{feed_server.url}/missing.xml"},
     ]
-    rt = Runtime.open(make_config(database_url=db_url, feeds=feeds, smtp_port=mail_sink.port))
-    try:
+    with Runtime.open(
+        make_config(database_url=db_url, feeds=feeds, smtp_port=mail_sink.port)
+    ) as rt:
         first = run_once(rt, now=NOW, run_id="t1")
         assert (first["feeds_ok"], first["feeds_failed"]) == (3, 1)
         assert "404" in first["errors"]["dead"]
@@ -61,8 +66,6 @@ def test_run_once_end_to_end_then_nothing_new(
                 == 1
             )
         assert outcomes["sample-world-wire"] == "not_modified" and outcomes["dead"] == "error"
-    finally:
-        rt.close()
 
 
 def test_changed_feed_is_fetched_again(
@@ -73,24 +76,22 @@ def test_changed_feed_is_fetched_again(
     src = (ROOT / "data" / "sample_feeds" / "world-wire.xml").read_text()
     (folder / "w.xml").write_text(src)
     with serve_directory(folder) as server:
-        rt = Runtime.open(
-            make_config(
-                database_url=sqlite_url,
-                smtp_port=mail_sink.port,
-                feeds=[{"id": "w", "url": f"{server.url}/w.xml"}],
-            )
+        config = make_config(
+            database_url=sqlite_url,
+            smtp_port=mail_sink.port,
+            feeds=[{"id": "w", "url": f"{server.url}/w.xml"}],
         )
-        assert run_once(rt, now=NOW, run_id="a")["articles_new"] == 6
-        (folder / "w.xml").write_text(
-            src.replace(
-                "<item>",
-                "<item><title>Extra</title><link>https://n.example/extra</link><description>New item.</description></item><item>",
-                1,
+        with Runtime.open(config) as rt:
+            assert run_once(rt, now=NOW, run_id="a").articles_new == 6
+            (folder / "w.xml").write_text(
+                src.replace(
+                    "<item>",
+                    "<item><title>Extra</title><link>https://n.example/extra</link><description>New item.</description></item><item>",
+                    1,
+                )
             )
-        )
-        again = run_once(rt, now=NOW, run_id="b")
-        assert again["articles_new"] == 1 and again["duplicates"] == 6
-        rt.close()
+            again = run_once(rt, now=NOW, run_id="b")
+        assert again.articles_new == 1 and again.duplicates == 6
 
 
 def test_cli_run_once_json(tmp_path: Path, make_config, feed_server, mail_sink) -> None:
@@ -124,3 +125,65 @@ def test_cli_run_once_json(tmp_path: Path, make_config, feed_server, mail_sink) 
     ):
         assert isinstance(summary[key], int), key
     assert summary["feeds_ok"] == 3 and summary["flagged"] >= 1 and summary["alerts_sent"] >= 1
+
+
+# ------------------------------------------------------------------------------- the runtime
+
+
+def test_runtime_context_manager_closes_on_error(make_config, sqlite_url: str) -> None:
+    config = make_config(database_url=sqlite_url)
+    wal = Path(sqlite_url.removeprefix("sqlite:///") + "-wal")
+    opened: list[Runtime] = []
+
+    def task() -> None:
+        with Runtime.open(config) as rt:
+            opened.append(rt)
+            with rt.sessions() as s:
+                s.execute(select(func.count()).select_from(Article)).scalar()
+            assert wal.exists()  # a connection is open (SQLite in WAL mode)
+            raise RuntimeError("a task failed")
+
+    with pytest.raises(RuntimeError, match="a task failed"):
+        task()
+    (rt,) = opened
+    assert rt.closed
+    assert not wal.exists()  # SQLite removes the WAL when the last connection closes
+    rt.close()  # idempotent
+
+
+def test_run_once_returns_typed_reports_that_become_json(
+    make_config, sqlite_url: str, feed_server, mail_sink
+) -> None:
+    config = make_config(
+        database_url=sqlite_url, feeds=sample_feeds(feed_server.url), smtp_port=mail_sink.port
+    )
+    with Runtime.open(config) as rt:
+        summary = run_once(rt, now=NOW, run_id="typed")
+        report = ingest(rt, now=NOW, run_id="again")
+    assert isinstance(summary, RunSummary) and summary.run_id == "typed"
+    assert summary["feeds_ok"] == summary.feeds_ok == 3  # read by key like the old dicts
+    assert json.loads(json.dumps(summary.as_dict()))["alerts_sent"] == summary.alerts_sent
+    assert isinstance(report, IngestReport) and report.feeds_not_modified == 3
+    xcom = report.as_xcom()
+    assert "errors" not in xcom and xcom["failed_feeds"] == [] and "new_ids" not in xcom
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.feeds_ok = 5  # type: ignore[misc]
+    with pytest.raises(KeyError):
+        report["no_such_key"]
+
+
+def test_jobs_orchestrates_only_no_sql_and_no_wording() -> None:
+    """SQL lives in pipeline/store (and the outbox), message wording in pipeline/deliver."""
+    source = (ROOT / "pipeline" / "jobs.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    imported = {
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    sql = {name for module, name in imported if module and module.startswith("sqlalchemy")}
+    assert sql <= {"Engine", "Session", "sessionmaker", "DataError", "IntegrityError"}, sql
+    assert not any(module == "pipeline.store.schema" for module, _ in imported)
+    for banned in ("select(", "update(", "insert(", "text(", "func."):
+        assert banned not in source, banned

@@ -1,4 +1,5 @@
-"""Stories, alerts and outbox rows: everything ``record_alerts`` writes before anything is sent.
+"""Stories, alerts and outbox rows: everything the ``record_alerts`` stage writes before anything
+is sent (:func:`record_story_alerts`; :mod:`pipeline.alerts.digest` composes the digests).
 
 For each flagged article without a story, in the order they were first seen:
 
@@ -52,11 +53,10 @@ from pipeline.store.schema import (
 __all__ = [
     "DesignationMatcher",
     "RecordReport",
+    "StoryDescriber",
     "StoryFacts",
-    "matches",
     "matches_story",
-    "record",
-    "record_alerts",
+    "record_story_alerts",
     "story_facts",
 ]
 
@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 SUMMARY_CHARS = 4000
 
 DesignationMatcher = Callable[[str], Sequence[str]]
+# story -> what its alert alleges (pipeline.alerts.describe.Describer.describe), frozen in the alert
+StoryDescriber = Callable[["StoryFacts"], dict[str, Any]]
 _LOCK_KEY = 0x53574131  # "SWA1": serialises record_alerts runs on PostgreSQL
 _BODY_CHARS = 2000
 
@@ -245,22 +247,11 @@ def matches_story(sub: Subscription, facts: StoryFacts, alert: Alert) -> bool:
         body = facts.text().casefold()
         if not any(k in body for k in sub.keywords):
             return False
-    return True
-
-
-def matches(sub: Subscription, *, article: Article, alert: Alert, feeds: Sequence[str]) -> bool:
-    """One article's version of :func:`matches_story` (kept for callers that have no story)."""
-    if sub.regimes and not set(sub.regimes) & set(alert.regimes or ()):
-        return False
-    if rank(alert.severity) < rank(sub.min_severity) or alert.score < sub.min_score:
-        return False
-    if sub.languages and article.lang not in sub.languages:
-        return False
-    if sub.sources and not set(sub.sources) & set(feeds):
-        return False
-    if sub.keywords:
-        body = _text(article).casefold()
-        if not any(k in body for k in sub.keywords):
+    if sub.kinds:
+        # Kinds frozen in the alert (pipeline/alerts/describe.py). None means no tagger was servable
+        # when the alert was recorded: the filter lets it through rather than hide it (docs/alerts.md).
+        kinds = ((alert.details or {}).get("allegation") or {}).get("kinds")
+        if kinds is not None and not set(sub.kinds) & set(kinds):
             return False
     return True
 
@@ -456,15 +447,29 @@ def _changed_stories(session: Session, since: datetime) -> set[int]:
     return set(session.scalars(by_sighting.union(by_class)))
 
 
-def record(
+def _late_days(lead: Article, config: Config) -> float | None:
+    """Days between the lead's publication and our first sight of it, when that is more than
+    ``alerts.late_after_days`` (0: freshness off); else None."""
+    limit = config.alerts.late_after_days
+    if limit <= 0 or lead.published_at is None:
+        return None
+    age = lead.first_seen_at - lead.published_at
+    if age <= timedelta(days=limit):
+        return None
+    return round(age.total_seconds() / 86400, 1)
+
+
+def record_story_alerts(
     session: Session,
     config: Config,
     *,
     now: datetime,
     designations: DesignationMatcher | None = None,
     regimes: RegimeBook | None = None,
+    describe: StoryDescriber | None = None,
 ) -> RecordReport:
-    """Group new flagged articles into stories, record new and update alerts and their outbox rows."""
+    """Group new flagged articles into stories, record new and update alerts and their outbox rows
+    (``describe`` adds what each alert alleges to its details, before subscriptions are matched)."""
     report = RecordReport()
     _lock(session)
     touched = _group_new_articles(session, config, now, regimes, report)
@@ -475,6 +480,12 @@ def record(
         facts = story_facts(session, story, designations)
         level = severity(facts.severity_input)
         story.severity, story.regimes, story.updated_at = level, list(facts.regimes), now
+        late_days = _late_days(facts.lead, config)
+        if late_days is not None and config.alerts.late_items == "drop":
+            log.info(
+                "story %s: not alerted, published %.1f days before first sight", story.id, late_days
+            )
+            continue
         if story.alerted_severity is None:
             kind, previous = "new", None
         elif rank(level) > rank(story.alerted_severity):
@@ -487,6 +498,10 @@ def record(
             "reason": explain_severity(facts.severity_input),
             "articles": [m.id for m in facts.members],
         }
+        if late_days is not None:  # shown as LATE in the subject and body
+            details["late_days"] = late_days
+        if describe is not None:
+            details["allegation"] = describe(facts)
         ids = insert_ignore(
             session,
             Alert,
@@ -531,15 +546,3 @@ def record(
         )
     session.flush()
     return report
-
-
-def record_alerts(
-    session: Session,
-    config: Config,
-    *,
-    now: datetime,
-    designations: DesignationMatcher | None = None,
-    regimes: RegimeBook | None = None,
-) -> list[int]:
-    """:func:`record`, returning only the ids of the alerts it created (new and update)."""
-    return record(session, config, now=now, designations=designations, regimes=regimes).alert_ids

@@ -12,8 +12,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from pipeline.alerts.allegation import Allegation
 from pipeline.alerts.record import SUMMARY_CHARS, DesignationMatcher, story_facts
 from pipeline.alerts.severity import LEVELS, RULE, explain_severity
+from pipeline.classify.stopwords import meaningful_terms
 from pipeline.config import Config
 from pipeline.ingest.normalise import clean_text
 from pipeline.knowledge.regimes import RegimeBook
@@ -77,6 +79,13 @@ class AlertView:
     rule: str = ""
     independent_sources: int = 1
     regime_keys: tuple[str, ...] = ()
+    # What is alleged (kinds, who, where, when), frozen when the alert was recorded; None for an
+    # alert recorded before allegations existed. Worded in English by render.facts_line.
+    allegation: Allegation | None = None
+    # Published this many days before first sight (more than alerts.late_after_days): a LATE alert.
+    late_days: float | None = None
+    # Signed one-click links (label, url), per recipient: set by the email sender, never stored.
+    feedback_links: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +171,8 @@ def alert_view(
             for s in facts.sources
         ),
         evidence_sentences=tuple(evidence.get("sentences", ())),
-        evidence_terms=tuple(evidence.get("terms", ())),
+        # function words ("said", 밝혔다) explain nothing to an analyst: never shown
+        evidence_terms=meaningful_terms(evidence.get("terms", ()), lead.lang),
         regimes=regime_views(alert.regimes or (), regimes),
         designated=designated,
         feedback=feedback_text(config, alert.id),
@@ -172,4 +182,6 @@ def alert_view(
         rule=RULE,
         independent_sources=int(details.get("independent_sources", facts.independent_sources)),
         regime_keys=tuple(alert.regimes or ()),
+        allegation=Allegation.from_dict(details.get("allegation")),
+        late_days=details.get("late_days"),
     )

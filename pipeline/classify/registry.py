@@ -2,7 +2,7 @@
 
 Layout::
 
-    models/registry.json          {"active": "<version>", "history": [...]}
+    models/registry.json          {"active": "<version>", "promotions": [...], "history": [...]}
     models/<version>/model.skops  the estimator, in skops' safe format (never pickle)
     models/<version>/metadata.json
     models/<version>/MODEL_CARD.md
@@ -10,6 +10,18 @@ Layout::
 The loader refuses a file whose SHA-256, scikit-learn version or feature schema does not match its
 metadata, or that holds a type outside :data:`ALLOWED_TYPES`; :func:`load_active` then falls back to the
 previous good version, so a broken promotion never stops scoring.
+
+``promotions`` is the promotion history, oldest first, its last entry the active version:
+:func:`promote` pushes onto it, :func:`rollback` pops it, so successive rollbacks step back through
+every version promoted before (C → B → A), never toggling between the last two. ``history`` is the
+audit log of every promotion and rollback. A registry written before ``promotions`` existed gets it
+by replaying its ``history``.
+
+Every promotion carries a :class:`GateVerdict` for the very version promoted (the quality gate's
+failures, or an explicit override naming who forced it and why); :func:`promote` refuses a verdict that
+names another version, or one with failures and no override, and records the verdict in ``history``.
+The verdict is made by :mod:`pipeline.training.promotion` (the gate lives in ``training``, which this
+stage may not import); it is the only route the CLI and the DAGs take.
 """
 
 from __future__ import annotations
@@ -21,21 +33,23 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.classify.model import FEATURE_SCHEMA, TextModel
-from pipeline.errors import ModelError
+from pipeline.classify.model import FEATURE_SCHEMA, LEGACY_SCHEMA, SUPPORTED_SCHEMAS, TextModel
+from pipeline.errors import GateError, ModelError
 
 __all__ = [
     "ALLOWED_TYPES",
+    "GateVerdict",
     "ModelInfo",
     "list_models",
     "load_active",
     "load_version",
     "promote",
+    "promotion_history",
     "rollback",
     "save_model",
 ]
@@ -84,6 +98,37 @@ class ModelInfo:
     path: Path
     metadata: Mapping[str, Any]
     active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """The quality gate's verdict on one version: ``failures`` empty when it passed. A failed verdict
+    allows promotion only when forced, with both ``forced_by`` and ``reason`` given."""
+
+    version: str
+    failures: tuple[str, ...]
+    forced_by: str | None = None
+    reason: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def forced(self) -> bool:
+        return bool(
+            self.forced_by and self.forced_by.strip() and self.reason and self.reason.strip()
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "failures": list(self.failures),
+            "forced_by": self.forced_by,
+            "reason": self.reason,
+            "metrics": dict(self.metrics),
+        }
 
 
 def _sha256(path: Path) -> str:
@@ -147,6 +192,43 @@ def _read_registry(model_dir: Path) -> dict[str, Any]:
     return data
 
 
+def _replay(history: list[dict[str, Any]]) -> list[str]:
+    """The promotion stack a registry written before ``promotions`` existed implies."""
+    stack: list[str] = []
+    for event in history:
+        version = event.get("version")
+        if not isinstance(version, str) or not version:
+            continue
+        if event.get("action") == "promote":
+            stack.append(version)
+        elif event.get("action") == "rollback":
+            if stack:
+                stack.pop()
+            if version in stack:  # back to an earlier promotion: what came after it is undone
+                del stack[len(stack) - stack[::-1].index(version) :]
+            else:
+                stack.append(version)
+    return stack
+
+
+def _promotions(registry: Mapping[str, Any]) -> list[str]:
+    """The promotion stack (oldest first, active last), replayed from ``history`` if absent."""
+    stored = registry.get("promotions")
+    if isinstance(stored, list) and stored and all(isinstance(v, str) for v in stored):
+        stack = list(stored)
+    else:
+        stack = _replay(registry.get("history", []))
+    active = registry.get("active")
+    if active and (not stack or stack[-1] != active):  # set by hand: it is what is active now
+        stack.append(active)
+    return stack
+
+
+def promotion_history(model_dir: Path) -> list[str]:
+    """The versions :func:`rollback` would step back through: the active one last."""
+    return _promotions(_read_registry(model_dir))
+
+
 def _read_metadata(version_dir: Path) -> dict[str, Any]:
     path = version_dir / "metadata.json"
     try:
@@ -184,7 +266,7 @@ def save_model(
             "version": version,
             "model_file": MODEL_FILE,
             "model_sha256": _sha256(tmp / MODEL_FILE),
-            "feature_schema": FEATURE_SCHEMA,
+            "feature_schema": FEATURE_SCHEMA if "combiner" in metadata else LEGACY_SCHEMA,
             "sklearn_version": sklearn.__version__,
             "skops_version": skops.__version__,
             "types": types,
@@ -219,10 +301,11 @@ def load_version(model_dir: Path, version: str, *, embed_workers: int = 1) -> Te
             f"model {version}: trained with scikit-learn {meta.get('sklearn_version')}, "
             f"this installation has {sklearn.__version__}; retrain or install the matching version"
         )
-    if meta.get("feature_schema") != FEATURE_SCHEMA:
+    schema = meta.get("feature_schema")
+    if schema not in SUPPORTED_SCHEMAS:
         raise ModelError(
-            f"model {version}: feature schema {meta.get('feature_schema')!r} is not "
-            f"{FEATURE_SCHEMA!r}, the one this code serves"
+            f"model {version}: feature schema {schema!r} is not one this code serves "
+            f"({', '.join(sorted(SUPPORTED_SCHEMAS))})"
         )
     digest = _sha256(path)
     if digest != meta.get("model_sha256"):
@@ -252,6 +335,11 @@ def load_version(model_dir: Path, version: str, *, embed_workers: int = 1) -> Te
         "embedding": {"embedding_head"},
         "fusion": {"tfidf", "embedding_head"},
     }
+    if schema == FEATURE_SCHEMA:
+        expected = {
+            "tfidf": {"tfidf", "general", "combiner"},
+            "fusion": {"tfidf", "general", "embedding_head", "combiner", "combiner_sparse"},
+        }
     if kind not in expected or set(parts) != expected[kind]:
         raise ModelError(
             f"model {version}: kind {kind!r} does not match the stored parts {sorted(parts)}"
@@ -282,14 +370,12 @@ def load_version(model_dir: Path, version: str, *, embed_workers: int = 1) -> Te
 def load_active(
     model_dir: Path, *, threshold: float | None = None, embed_workers: int = 1
 ) -> TextModel:
-    """The active model; if it is refused, the most recent previously active version that loads."""
+    """The active model; if it is refused, the most recent earlier promotion that loads (never a
+    version that was rolled back)."""
     registry = _read_registry(model_dir)
     candidates: list[str] = []
-    if registry.get("active"):
-        candidates.append(registry["active"])
-    for event in reversed(registry.get("history", [])):
-        v = event.get("version")
-        if v and v not in candidates and event.get("action") in ("promote", "rollback"):
+    for v in [registry.get("active"), *reversed(_promotions(registry))]:
+        if v and v not in candidates:
             candidates.append(v)
     if not candidates:
         raise ModelError(
@@ -325,12 +411,41 @@ def list_models(model_dir: Path) -> list[ModelInfo]:
     return out
 
 
-def promote(model_dir: Path, version: str, *, now: datetime, actor: str = "cli") -> None:
-    """Make ``version`` active after checking that it loads."""
+def promote(
+    model_dir: Path, version: str, *, now: datetime, verdict: GateVerdict, actor: str = "cli"
+) -> None:
+    """Make ``version`` active after checking that it loads and that ``verdict`` (the quality gate's,
+    for this version) allows it; pushed onto the promotion history, the verdict recorded with it.
+
+    Raises :class:`GateError` (naming every failure) when the gate failed and was not forced."""
+    if verdict.version != version:
+        raise GateError(
+            f"model {version}: the gate verdict given is for {verdict.version}; "
+            "a verdict promotes only the version it was made for"
+        )
+    if not verdict.passed and not verdict.forced:
+        raise GateError(
+            f"model {version}: promotion refused by the quality gate ("
+            + "; ".join(verdict.failures)
+            + ")",
+            verdict.failures,
+        )
+    if verdict.forced and not verdict.passed:
+        log.warning(
+            "model %s promoted despite %d gate failure(s), forced by %s: %s",
+            version,
+            len(verdict.failures),
+            verdict.forced_by,
+            verdict.reason,
+        )
     load_version(model_dir, version)
     registry = _read_registry(model_dir)
     previous = registry.get("active")
+    stack = _promotions(registry)
+    if not stack or stack[-1] != version:
+        stack.append(version)
     registry["active"] = version
+    registry["promotions"] = stack
     registry["history"].append(
         {
             "action": "promote",
@@ -338,6 +453,7 @@ def promote(model_dir: Path, version: str, *, now: datetime, actor: str = "cli")
             "previous": previous,
             "at": now.isoformat(),
             "by": actor,
+            "gate": verdict.as_dict(),
         }
     )
     _write_json_atomic(model_dir / REGISTRY_FILE, registry)
@@ -345,29 +461,31 @@ def promote(model_dir: Path, version: str, *, now: datetime, actor: str = "cli")
 
 
 def rollback(model_dir: Path, *, now: datetime, actor: str = "cli") -> str:
-    """Re-activate the version that was active before the current one; returns it."""
+    """Step back one promotion: pop the active version off the promotion history and re-activate
+    the one promoted before it (after checking that it loads); returns it. Each call steps further
+    back; :class:`ModelError` when there is no earlier promotion."""
     registry = _read_registry(model_dir)
     current = registry.get("active")
-    seen: list[str] = []
-    for event in registry.get("history", []):
-        v = event.get("version")
-        if event.get("action") in ("promote", "rollback") and v:
-            seen.append(v)
-    # Walk back through the activation history to the last version that differs from the current one.
-    for version in reversed(seen):
-        if version != current:
-            load_version(model_dir, version)
-            registry["active"] = version
-            registry["history"].append(
-                {
-                    "action": "rollback",
-                    "version": version,
-                    "previous": current,
-                    "at": now.isoformat(),
-                    "by": actor,
-                }
-            )
-            _write_json_atomic(model_dir / REGISTRY_FILE, registry)
-            log.info("rolled back from %s to %s", current, version)
-            return version
-    raise ModelError(f"nothing to roll back to: {current} is the only version ever active")
+    stack = _promotions(registry)
+    if len(stack) < 2:
+        raise ModelError(
+            f"nothing to roll back to: {current or 'no version'} is the first promotion "
+            f"in {model_dir / REGISTRY_FILE}"
+        )
+    stack.pop()
+    version = stack[-1]
+    load_version(model_dir, version)
+    registry["active"] = version
+    registry["promotions"] = stack
+    registry["history"].append(
+        {
+            "action": "rollback",
+            "version": version,
+            "previous": current,
+            "at": now.isoformat(),
+            "by": actor,
+        }
+    )
+    _write_json_atomic(model_dir / REGISTRY_FILE, registry)
+    log.info("rolled back from %s to %s", current, version)
+    return version

@@ -1,45 +1,111 @@
-"""Email: building multipart messages and sending them over SMTP (or to a folder) behind one protocol.
+"""Email: building multipart messages and sending them over SMTP, behind one protocol.
 
 Errors are classified for the outbox: connection failures, timeouts and 4xx replies are transient
 (:class:`DeliveryError` with ``permanent=False``, retried with back-off); 5xx replies are permanent.
 Credentials are never logged: errors name the server and the reply code, never the user name, the
 password or the AUTH exchange (smtplib's debug output stays off).
+
+**Header values are one line on the wire, whatever the interpreter.** Feed text reaches the Subject
+(the title) and operator text the To display name. :func:`header_text` makes such text one line
+(no CR/LF or other control characters, bounded) and breaks every ``=?`` into ``= ?``, so that it can
+never open an RFC 2047 encoded-word: the email library decodes encoded-words it finds in a value
+(inside words and quoted strings too) and, on interpreters without the CVE-2024-6923 fix (CPython
+3.11.7 among them), writes their decoded CR/LF out when it folds the header, which starts a new
+header line (``Bcc:``). :func:`build_message` then folds every header of the message as the SMTP
+generator will and refuses any folded value with a line break not followed by folding white space
+(the check later CPython releases make with ``verify_generated_headers``): the Subject and display
+name fall back to plain ASCII words, and a message that still fails is refused with a permanent
+:class:`DeliveryError` naming the header. Nothing here relies on the interpreter's own fix, so no
+interpreter is refused at start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import email.errors
 import logging
+import re
 import smtplib
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
-from pathlib import Path
 from typing import Protocol
 
 from pipeline.config import SmtpSettings
 from pipeline.deliver.render import RenderedMessage, one_line
 from pipeline.errors import DeliveryError
 
-__all__ = ["FileSender", "MailSender", "SmtpSender", "build_message"]
+__all__ = ["MailSender", "SmtpSender", "build_message", "header_text"]
 
 log = logging.getLogger(__name__)
 
+SUBJECT_CHARS = 200
+DISPLAY_NAME_CHARS = 80
+# A line break in a folded header that is not followed by folding white space starts a new header
+# line (the pattern CPython's own verify_generated_headers uses).
+_NEW_HEADER_LINE = re.compile(r"\r\n[^ \t]|\r[^ \n\t]|\n[^ \t]")
+# The fallback when a folded header fails that check anyway: plain ASCII words only.
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9 .,:;!'()/+\-]+")
+# What the email library raises on values it cannot parse or fold.
+_EMAIL_ERRORS = (ValueError, TypeError, IndexError, LookupError, email.errors.MessageError)
 
-def build_message(
-    rendered: RenderedMessage, *, sender: str, recipient: str, message_id: str, date: object
+
+def header_text(text: str, limit: int) -> str:
+    """Untrusted text as a header value: one line without control characters, at most ``limit``
+    characters, and no ``=?`` (each becomes ``= ?``), so it can never open an encoded-word."""
+    line = one_line(text, limit).replace("=?", "= ?")  # one pass: no new "=?" can form
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "…"
+    return line
+
+
+def _plain(text: str) -> str:
+    return " ".join(_NOT_PLAIN.sub(" ", text).split())
+
+
+def _unsafe_headers(msg: EmailMessage) -> list[str]:
+    """The headers of ``msg`` (its parts' too) whose folded form is not exactly one header line,
+    folded as the generators do (``fold`` for as_string, ``fold_binary`` for as_bytes and SMTP)."""
+    unsafe: list[str] = []
+    for part in msg.walk():
+        policy = part.policy
+        linesep = policy.linesep
+        for name, value in part.raw_items():
+            try:
+                folds = [policy.fold(name, value)]
+                folds.append(policy.fold_binary(name, value).decode("ascii", "surrogateescape"))
+            except _EMAIL_ERRORS:
+                unsafe.append(name)
+                continue
+            for folded in folds:
+                body = folded[: -len(linesep)] if folded.endswith(linesep) else folded
+                if _NEW_HEADER_LINE.search(body) or body.endswith(("\r", "\n")):
+                    unsafe.append(name)
+                    break
+    return unsafe
+
+
+def _assemble(
+    rendered: RenderedMessage,
+    *,
+    subject: str,
+    sender: str,
+    display: str,
+    addr: str,
+    message_id: str,
+    date: object,
+    reply_to: str | None = None,
 ) -> EmailMessage:
     msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = one_line(rendered.subject, 200)
+    msg["Subject"] = subject
     msg["From"] = sender
-    name, addr = parseaddr(recipient)
-    msg["To"] = Address(display_name=one_line(name, 80), addr_spec=addr) if name else addr
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["To"] = Address(display_name=display, addr_spec=addr) if display else addr
     msg["Message-ID"] = message_id
     msg["Date"] = format_datetime(date)  # type: ignore[arg-type]
     msg["Auto-Submitted"] = "auto-generated"
@@ -49,27 +115,61 @@ def build_message(
     return msg
 
 
+def build_message(
+    rendered: RenderedMessage,
+    *,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    date: object,
+    reply_to: str | None = None,
+) -> EmailMessage:
+    """The multipart (text + HTML) message, its headers checked to be one line each on the wire.
+
+    Raises :class:`DeliveryError` (permanent) when a header cannot be made safe (see the module
+    docstring); the Subject and the To display name are made safe, never refused.
+    """
+    name, addr = parseaddr(recipient)
+    values = {
+        "subject": header_text(rendered.subject, SUBJECT_CHARS),
+        "display": header_text(name, DISPLAY_NAME_CHARS),
+    }
+    for attempt in ("as rendered", "as plain ASCII"):
+        try:
+            msg = _assemble(
+                rendered,
+                sender=sender,
+                addr=addr,
+                message_id=message_id,
+                date=date,
+                reply_to=reply_to,
+                **values,
+            )
+        except _EMAIL_ERRORS as err:
+            unsafe = [f"{type(err).__name__}: {err}"]
+        else:
+            unsafe = _unsafe_headers(msg)
+            if not unsafe:
+                return msg
+        log.warning(
+            "message %s to %s: header(s) %s %s would not be one line; retrying as plain ASCII",
+            message_id,
+            addr,
+            ", ".join(unsafe),
+            attempt,
+        )
+        values = {key: _plain(value) for key, value in values.items()}
+    raise DeliveryError(
+        f"message {message_id} to {addr}: header {unsafe[0]} would not be one line on the "
+        "wire; refused",
+        permanent=True,
+    )
+
+
 class MailSender(Protocol):
     def send(self, message: EmailMessage, recipient: str) -> None: ...
 
     def close(self) -> None: ...
-
-
-@dataclass(slots=True)
-class FileSender:
-    """Writes each message as an ``.eml`` file (for dry runs and demos without any SMTP server)."""
-
-    directory: Path
-
-    def send(self, message: EmailMessage, recipient: str) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        token = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:16]
-        tmp = self.directory / f".{token}.tmp"
-        tmp.write_bytes(message.as_bytes())
-        tmp.replace(self.directory / f"{token}.eml")
-
-    def close(self) -> None:
-        return None
 
 
 class SmtpSender:

@@ -1,5 +1,5 @@
-"""Alert rendering: subject, plain text and HTML from an :class:`AlertView` or a :class:`DigestView`
-(pure; Jinja2 templates in ``pipeline/deliver/templates``).
+"""Message rendering: subject, plain text and HTML from an :class:`AlertView`, a :class:`DigestView`
+or a list of operator notices (pure; Jinja2 templates in ``pipeline/deliver/templates``).
 
 Feed text is hostile input. Every value is autoescaped in HTML; links are kept only when they are
 absolute http(s) URLs; the subject is one line with control characters removed. The HTML uses inline
@@ -18,15 +18,22 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from pipeline.alerts.allegation import Allegation
 from pipeline.alerts.views import AlertView, DigestView
 from pipeline.ingest.normalise import clean_text, safe_http_url
+from pipeline.knowledge.breaches import kind_label
 
 __all__ = [
+    "NoticeItem",
     "RenderedMessage",
+    "facts_line",
+    "kind_phrase",
+    "language_name",
     "one_line",
     "regime_label",
     "render_alert",
     "render_digest",
+    "render_notices",
     "subject_for",
 ]
 
@@ -39,6 +46,15 @@ class RenderedMessage:
     subject: str
     text: str
     html: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeItem:
+    """One operator notice as the operator email shows it."""
+
+    kind: str
+    created_at: datetime
+    message: str
 
 
 def one_line(text: str, limit: int = 180) -> str:
@@ -87,17 +103,126 @@ def _env() -> Environment:
     env.filters["one_line"] = one_line
     env.filters["highlight"] = _highlight
     env.globals["colours"] = SEVERITY_COLOURS
+    env.globals["facts_line"] = facts_line
+    env.globals["language_name"] = language_name
     return env
 
 
+LANGUAGE_NAMES = {
+    "en": "English",
+    "fr": "French",
+    "es": "Spanish",
+    "ru": "Russian",
+    "ar": "Arabic",
+    "ko": "Korean",
+    "zh": "Chinese",
+    "de": "German",
+    "pt": "Portuguese",
+    "it": "Italian",
+    "ja": "Japanese",
+    "uk": "Ukrainian",
+    "fa": "Persian",
+}
+
+
+def language_name(code: str | None) -> str:
+    return LANGUAGE_NAMES.get((code or "").split("-")[0].lower(), code or "unknown language")
+
+
+def _is_english(view: AlertView) -> bool:
+    return (view.lang or "").split("-")[0].lower() == "en"
+
+
+def kind_phrase(allegation: Allegation | None, limit: int = 3) -> str:
+    """The alleged kinds in English: "arms transfer, panel or monitoring-team finding"; "not
+    tagged" when no tagger was servable, "unclear" when it found none."""
+    if allegation is None or allegation.kinds is None:
+        return "not tagged"
+    if not allegation.kinds:
+        return "unclear"
+    names = [kind_label(k) for k in allegation.kinds]
+    return ", ".join(names[:limit]) + (f" +{len(names) - limit}" if len(names) > limit else "")
+
+
+def _who(allegation: Allegation, limit: int = 5) -> str:
+    listed = {a["name"] for a in allegation.actors if a.get("listed")}
+
+    def name(n: str) -> str:
+        return f"{n} (UN-listed)" if n in listed else n
+
+    flows = [f"{name(a)} → {name(b)}" for a, b in allegation.flows][:limit]
+    in_flows = {n for pair in allegation.flows for n in pair}
+    others = [name(a["name"]) for a in allegation.actors if a["name"] not in in_flows]
+    others = others[: max(0, limit - len(flows))]
+    if flows and others:
+        return "; ".join(flows) + "; also named: " + ", ".join(others)
+    return "; ".join(flows) or ", ".join(others)
+
+
+def _where(allegation: Allegation, limit: int = 4) -> str:
+    routes = [f"{a} → {b}" for a, b in allegation.routes]
+    in_routes = {n for pair in allegation.routes for n in pair}
+    return ", ".join((routes + [p for p in allegation.places if p not in in_routes])[:limit])
+
+
+def _date(view: AlertView) -> str:
+    if view.allegation is not None and view.allegation.date:
+        return view.allegation.date
+    when = view.published_at or view.first_seen_at
+    return when.date().isoformat() if when else "unknown"
+
+
+def facts_line(view: AlertView) -> str:
+    """One line in English, whatever the language of the story, built from what the pipeline
+    extracted (never translated): kind(s), regime, who (with direction), where, date."""
+    a = view.allegation
+    regime = regime_label(view.regime_keys or tuple(r.key for r in view.regimes))
+    parts = [f"Kind: {kind_phrase(a)}", f"Regime: {regime}"]
+    if a is not None and (who := _who(a)):
+        parts.append(f"Who: {who}")
+    if a is not None and (where := _where(a)):
+        parts.append(f"Where: {where}")
+    parts.append(f"Date: {_date(view)}")
+    return one_line(" · ".join(parts), 600)
+
+
+def _gist(view: AlertView) -> str:
+    """An English stand-in for a headline in another language: who, then where."""
+    a = view.allegation
+    if a is None:
+        return ""
+    who = "; ".join(f"{x} → {y}" for x, y in a.flows[:2]) or ", ".join(
+        x["name"] for x in a.actors[:2]
+    )
+    return " · ".join(b for b in (who, _where(a, limit=1)) if b)
+
+
 def subject_for(view: AlertView) -> str:
+    """``[sanctions-watch] HIGH · DPRK · Arms transfer · <headline>``. The kind is left out when it
+    was not tagged; a headline in another language is replaced by who and where, in English, and the
+    language (the original headline is in the message)."""
     regime = regime_label(view.regime_keys or tuple(r.key for r in view.regimes))
     if view.kind == "update":
         was = f" (was {view.previous_severity.upper()})" if view.previous_severity else ""
         head = f"{SUBJECT_PREFIX} UPDATE {view.severity.upper()}{was}"
     else:
         head = f"{SUBJECT_PREFIX} {view.severity.upper()}"
-    return one_line(f"{head} · {regime} · {view.title}", 200)
+    if view.late_days is not None:
+        head = f"{head} LATE ({view.late_days:g} days old)"
+    a = view.allegation
+    kind = ""
+    if a is not None and a.kinds:
+        kind = " + ".join(kind_label(k) for k in a.kinds[:2])
+        kind = f" · {kind[:1].upper()}{kind[1:]}"
+    tail = view.title
+    if not _is_english(view):
+        gist = _gist(view)
+        tail = (
+            f"{gist} [{language_name(view.lang)}]"
+            if gist
+            else f"[{language_name(view.lang)}] {view.title}"
+        )
+    return one_line(f"{head} · {regime}{kind} · {tail}", 200)
 
 
 def render_alert(view: AlertView) -> RenderedMessage:
@@ -117,4 +242,15 @@ def render_digest(view: DigestView) -> RenderedMessage:
     context = {"d": view}
     text = _env().get_template("digest.txt.j2").render(**context)
     html = _env().get_template("digest.html.j2").render(**context)
+    return RenderedMessage(subject=subject, text=text, html=html)
+
+
+def render_notices(notices: Sequence[NoticeItem]) -> RenderedMessage:
+    """One operator email listing every notice (autoescaped like alerts: notice texts quote
+    servers' replies)."""
+    n = len(notices)
+    subject = f"{SUBJECT_PREFIX} operator notice: {n} problem{'s' if n != 1 else ''} need attention"
+    context = {"notices": notices, "n": n}
+    text = _env().get_template("notice.txt.j2").render(**context)
+    html = _env().get_template("notice.html.j2").render(**context)
     return RenderedMessage(subject=subject, text=text, html=html)

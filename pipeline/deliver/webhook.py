@@ -20,7 +20,7 @@ policy (:mod:`pipeline.net.policy`: no loopback, private, link-local ... unless 
 connection is pinned to the approved addresses, with the fetcher's watchdog bounding the whole
 attempt to ``alerts.webhook_timeout`` seconds. Redirects are not followed. 2xx is success; 429, 408,
 5xx and connection failures or timeouts are retried (honouring ``Retry-After``); any other status is a
-permanent failure. The URL of a webhook is a secret (Slack and Teams put the token in the path): logs
+permanent failure, and so is a 30x whose ``Location`` the HTTP client cannot even parse. The URL of a webhook is a secret (Slack and Teams put the token in the path): logs
 and errors show only its scheme and host.
 """
 
@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pipeline.alerts.views import AlertView, DigestView
+from pipeline.config import USER_AGENT
 from pipeline.deliver.render import (
     SUBJECT_PREFIX,
     one_line,
@@ -50,7 +51,7 @@ from pipeline.errors import DeliveryError
 from pipeline.ingest.fetch import parse_retry_after
 from pipeline.ingest.normalise import safe_http_url
 from pipeline.net import policy as netguard
-from pipeline.net.transport import GuardedTransport, PinnedBackend
+from pipeline.net.transport import CLIENT_ERRORS, GuardedTransport, PinnedBackend
 from pipeline.net.watchdog import Watchdog
 
 __all__ = [
@@ -414,7 +415,7 @@ class WebhookError(DeliveryError):
 class WebhookPolicy:
     timeout: float = 10.0
     allow_hosts: frozenset[str] = frozenset()
-    user_agent: str = "sanctions-watch/0.1"
+    user_agent: str = USER_AGENT
 
 
 Resolver = Callable[[str, int], tuple[str, ...]]
@@ -540,6 +541,14 @@ class WebhookSender:
             if watchdog.expired:
                 raise WebhookError(f"{label}: no answer within {self.policy.timeout:g}s") from None
             raise WebhookError(f"{label}: {type(exc).__name__}: {exc}") from None
+        except CLIENT_ERRORS as exc:
+            # httpx prepares the next request of a 30x even though we never follow it, and raises
+            # on a Location it cannot parse. The text is left out: it may quote that Location.
+            raise WebhookError(
+                f"{label}: the receiver's answer could not be handled ({type(exc).__name__}; "
+                "a redirect? redirects are not followed)",
+                permanent=True,
+            ) from None
         finally:
             watchdog.cancel()
         self._check(response, excerpt, label, now)

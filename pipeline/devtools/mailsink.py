@@ -81,7 +81,7 @@ class _Controller(Controller):
     def factory(self) -> Any:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
-            return super().factory()
+            return super().factory()  # type: ignore[no-untyped-call]  # unannotated in aiosmtpd
 
 
 class MailSink:

@@ -5,7 +5,12 @@
 and the reason. What it guarantees:
 
 * **Schemes** — only ``http`` and ``https``; anything else (``file:``, ``ftp:``, ``data:``, a local
-  path) is refused before any I/O, and so is a redirect to one.
+  path) is refused before any I/O, and so is a redirect to one. A ``Location`` the HTTP client
+  cannot turn into a URL at all (``javascript:...``, ``http:moved.xml``, a host that is not valid
+  IDNA) is an :class:`InvalidURLError`: httpx builds the next request of every 30x response even
+  when redirects are not followed, and every error it can raise doing so, or while building or
+  sending any request (:data:`~pipeline.net.transport.CLIENT_ERRORS`), becomes this feed's
+  :class:`~pipeline.errors.FetchError`, so it never stops the other feeds.
 * **Address policy** (:mod:`pipeline.net.policy`) — the host of every hop is resolved and each
   address checked; loopback, private, link-local, CGNAT, multicast, reserved, unspecified and
   IPv4-mapped addresses are refused unless allow-listed in :attr:`FetchPolicy.allow_hosts`.
@@ -43,7 +48,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import math
 import re
 import threading
 import time
@@ -53,11 +57,12 @@ from typing import Any, Literal
 
 import httpx
 
-from pipeline.errors import ConfigError, FetchError
+from pipeline.config import FetchPolicy  # the `fetch:` settings record is the policy
+from pipeline.errors import FetchError
 from pipeline.net import policy as netguard
 from pipeline.net.decode import ACCEPT_ENCODING, CappedBuffer, DecodeError, Decoder
 from pipeline.net.policy import redact_url
-from pipeline.net.transport import GuardedTransport, PinnedBackend
+from pipeline.net.transport import CLIENT_ERRORS, GuardedTransport, PinnedBackend
 from pipeline.net.watchdog import Watchdog
 
 __all__ = [
@@ -95,49 +100,6 @@ _VALIDATOR = re.compile(r"[\x20-\x7e\t]{1,1024}")
 
 
 # ------------------------------------------------------------------------------------------ records
-
-
-@dataclass(frozen=True, slots=True)
-class FetchPolicy:
-    """Limits and identity of a fetch. Invalid values raise :class:`ConfigError` at construction.
-
-    ``allow_hosts`` accepts host names, IP addresses and CIDR networks (any iterable of strings is
-    stored as a frozenset).
-    """
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-    total_deadline: float = 30.0
-    max_bytes: int = 5 * 1024 * 1024
-    max_redirects: int = 5
-    user_agent: str = "sanctions-watch/0.1 (+https://github.com/sanctions-watch/sanctions-watch)"
-    allow_hosts: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        for name in ("connect_timeout", "read_timeout", "total_deadline"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ConfigError(
-                    f"FetchPolicy.{name}: expected a positive number of seconds, got {value!r}"
-                )
-        for name, minimum in (("max_bytes", 1), ("max_redirects", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(
-                    f"FetchPolicy.{name}: expected an integer >= {minimum}, got {value!r}"
-                )
-        ua = self.user_agent
-        if not isinstance(ua, str) or not ua.strip() or _VALIDATOR.fullmatch(ua) is None:
-            raise ConfigError(
-                f"FetchPolicy.user_agent: expected printable ASCII without line breaks, got {ua!r}"
-            )
-        netguard.AllowList.from_entries(self.allow_hosts)  # validates; raises ConfigError
-        object.__setattr__(self, "allow_hosts", frozenset(self.allow_hosts))
 
 
 DEFAULT_POLICY = FetchPolicy()
@@ -351,6 +313,9 @@ class _FetchRun:
         self.started = started
         self.origin = origin  # redacted original URL
         self.redirects = 0
+        # (status, Location) of the last response head received, from httpcore's trace hook: what
+        # an error raised while httpx prepared the next request of a redirect was about.
+        self._head: tuple[int, str | None] | None = None
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -362,6 +327,33 @@ class _FetchRun:
     def _deadline(self, safe: str, phase: str) -> DeadlineExceeded:
         reason = f"total deadline of {self.policy.total_deadline:g}s exceeded while {phase}"
         return DeadlineExceeded(safe, self._why(reason), deadline=self.policy.total_deadline)
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore ``trace`` extension: the watchdog's, plus the status and Location of the last
+        response head (never logged as such: a Location can carry a token)."""
+        self.watchdog.trace(event, info)
+        if event.endswith("receive_response_headers.complete"):
+            head = info.get("return_value")
+            if isinstance(head, tuple) and len(head) == 4 and isinstance(head[1], int):
+                location = next(
+                    (
+                        bytes(value).decode("latin-1")
+                        for name, value in head[3]
+                        if bytes(name).lower() == b"location"
+                    ),
+                    None,
+                )
+                self._head = (head[1], location)
+
+    def _client_failure(self, exc: Exception, safe: str) -> FetchError:
+        """A response the HTTP client raised on instead of returning it (see the module docstring)."""
+        what = f"{type(exc).__name__}: {exc}"
+        head = self._head
+        if head is not None and head[0] in _REDIRECT_STATUSES:
+            where = redact_url(head[1]) if head[1] is not None else "(none)"
+            reason = f"HTTP {head[0]} redirect to a Location the HTTP client cannot use, {where!r}"
+            return InvalidURLError(safe, self._why(f"{reason}: {what}"))
+        return NetworkError(safe, self._why(f"the response could not be handled: {what}"))
 
     def _transport_failure(self, exc: Exception, safe: str, phase: str) -> FetchError:
         if self.watchdog.expired:
@@ -428,14 +420,21 @@ class _FetchRun:
             write=min(policy.read_timeout, remaining),
             pool=min(policy.connect_timeout, remaining),
         )
-        request = self.client.build_request(
-            "GET", url, headers=headers, timeout=timeout, extensions={"trace": self.watchdog.trace}
-        )
+        try:
+            request = self.client.build_request(
+                "GET", url, headers=headers, timeout=timeout, extensions={"trace": self._trace}
+            )
+        except CLIENT_ERRORS as exc:
+            reason = self._why(f"cannot build the request: {type(exc).__name__}: {exc}")
+            raise InvalidURLError(safe, reason) from exc
         log.debug("GET %s", safe)
+        self._head = None
         try:
             response = self.client.send(request, stream=True, follow_redirects=False)
         except (httpx.TransportError, OSError) as exc:
             raise self._transport_failure(exc, safe, "waiting for the response") from exc
+        except CLIENT_ERRORS as exc:  # after the response head: e.g. an unusable redirect
+            raise self._client_failure(exc, safe) from exc
         network_stream = response.extensions.get("network_stream")
         if network_stream is not None:
             self.watchdog.track(network_stream)

@@ -16,10 +16,23 @@ that, so nothing below can be walked around by the document's encoding:
   references to them, to lone surrogates (``&#xD800;``), to ``U+FFFE``/``U+FFFF`` or beyond
   ``U+10FFFF`` (``&#99999999999999999999;``) become U+FFFD. Left in, one such reference made
   feedparser raise (a lone surrogate cannot be encoded; a huge number overflows ``chr``) and lost
-  the whole feed, or sent the document to the loose parser;
+  the whole feed, or sent the document to the loose parser. Both in time and memory linear in the
+  document (``bytes.translate``, one output buffer: ``re.sub`` kept a list entry per match, 452 MiB
+  for 5 MiB of NUL bytes);
 * **parser complexity** — a document whose unterminated HTML comments would make feedparser's
   sanitizer rescan it quadratically (:func:`_comment_scan_cost`) is refused;
-* **the DOCTYPE** is dropped, so nothing can ask for an external DTD.
+* **the DOCTYPE** is dropped, so nothing can ask for an external DTD;
+* **shapes that make feedparser slow** — :func:`~pipeline.ingest.prescan.prescan` walks the markup
+  once and refuses more attributes on one element, namespace prefixes, nesting depth or elements
+  than :class:`~pipeline.ingest.prescan.ParseLimits` allow (feedparser is quadratic in the first
+  two); and a document with more than ``max_items`` entries is cut before the first one over and
+  closed, so feedparser never builds entries that would be thrown away.
+
+**Memory across feeds.** feedparser holds up to about 30 times the size of a document the pre-scan
+let through while it parses it (one list item per character reference, for one; SECURITY.md). An
+ingest run shares one :class:`ParseBudget` between its workers: a document is parsed only while the
+documents being parsed at once add up to no more than the budget (one larger than the whole budget
+is parsed alone), which bounds the run's parse memory whatever the number of workers.
 
 feedparser then parses the converted UTF-8 (told so by the Content-Type charset); what the first
 conversion noticed (a wrong declared encoding, a non-XML media type) is kept as a problem.
@@ -28,8 +41,12 @@ conversion noticed (a wrong declared encoding, a non-XML media type) is kept as 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import logging
 import re
+import threading
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 import feedparser
 from feedparser.encodings import convert_to_utf8
 
-from pipeline.errors import FeedParseError
+from pipeline.errors import ConfigError, FeedParseError
 from pipeline.ingest.normalise import (
     article_key,
     canonical_url,
@@ -47,8 +64,9 @@ from pipeline.ingest.normalise import (
     detect_language,
     html_to_text,
 )
+from pipeline.ingest.prescan import DEFAULT_LIMITS, ParseLimits, cut, prescan
 
-__all__ = ["Entry", "ParsedFeed", "parse_feed"]
+__all__ = ["Entry", "ParseBudget", "ParsedFeed", "parse_feed"]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +79,9 @@ MAX_COMMENT_SCAN = 50_000_000
 # A DOCTYPE with an internal subset ("[ ... ]"), and an ENTITY declaration anywhere.
 _DOCTYPE_RE = re.compile(rb"<!DOCTYPE[^>\[]*(\[.*?\])?\s*>", re.IGNORECASE | re.DOTALL)
 _ENTITY_RE = re.compile(rb"<!ENTITY", re.IGNORECASE)
-# C0 controls XML 1.0 forbids (all but tab, LF, CR), as raw bytes of UTF-8 text.
-_CONTROL_BYTES_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# C0 controls XML 1.0 forbids (all but tab, LF, CR), as raw bytes of UTF-8 text: deleted with
+# bytes.translate (re.sub kept a list entry per match: 1 MiB of NUL bytes took 90 MiB).
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
 # HTML comment openers and closers, raw or as XML references (what feedparser's HTML sanitizer
 # sees once the XML is parsed). See _comment_scan_cost.
 _COMMENT_OPEN_RE = re.compile(rb"(?:<|&lt;|&#0*60;|&#[xX]0*3[cC];)!--")
@@ -114,6 +133,25 @@ def _allowed_char_ref(match: re.Match[bytes]) -> bool:
     )
 
 
+def _replace_bad_char_refs(data: bytes) -> tuple[bytes, int]:
+    """``data`` with every numeric character reference XML does not allow replaced by U+FFFD, and
+    how many there were. Built in one buffer (re.sub with a callback kept a list entry per
+    reference, 150 MiB for 5 MiB of ``&#0;``); ``data`` itself when there is none."""
+    out = bytearray()
+    pos = bad = 0
+    for match in _CHAR_REF_RE.finditer(data):
+        if _allowed_char_ref(match):
+            continue
+        out += data[pos : match.start()]
+        out += b"&#xFFFD;"
+        pos = match.end()
+        bad += 1
+    if not bad:
+        return data, 0
+    out += data[pos:]
+    return bytes(out), bad
+
+
 def _comment_scan_cost(data: bytes) -> int:
     """How many characters an HTML parser reads looking for the ends of the document's comments.
 
@@ -141,7 +179,9 @@ def _prepare(content: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, 
         data = convert_to_utf8(dict(headers), content, result)
     except (ValueError, LookupError) as err:  # an undecodable encoding name in the declaration
         raise FeedParseError(f"cannot decode the feed: {type(err).__name__}: {err}") from err
-    data, controls = _CONTROL_BYTES_RE.subn(b"", data)  # first: "<!EN\0TITY" must not pass below
+    size = len(data)
+    data = data.translate(None, _CONTROL_BYTES)  # first: "<!EN\0TITY" must not pass below
+    controls = size - len(data)
     if _ENTITY_RE.search(data):
         raise FeedParseError("the feed declares XML entities; refused (entity-expansion risk)")
     cost = _comment_scan_cost(data)
@@ -154,16 +194,7 @@ def _prepare(content: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, 
     if result.get("bozo"):
         exc = result.get("bozo_exception")
         problems.append(f"{type(exc).__name__}: {clean_text(str(exc), max_chars=200)}")
-    bad_refs = 0
-
-    def char_ref(match: re.Match[bytes]) -> bytes:
-        nonlocal bad_refs
-        if _allowed_char_ref(match):
-            return match.group(0)
-        bad_refs += 1
-        return b"&#xFFFD;"
-
-    data = _CHAR_REF_RE.sub(char_ref, data)
+    data, bad_refs = _replace_bad_char_refs(data)
     if controls or bad_refs:
         problems.append(
             f"{controls + bad_refs} character(s) XML does not allow removed or replaced by U+FFFD"
@@ -237,6 +268,41 @@ def _entry_link(raw: Any) -> str | None:
     return canonical_url(link)
 
 
+class ParseBudget:
+    """A weighted semaphore over the bytes of the documents feedparser parses at once (see the
+    module docstring), first come first served; share one between the threads of an ingest run."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int) or limit_bytes < 1:
+            raise ConfigError(f"ParseBudget: expected a number of bytes >= 1, got {limit_bytes!r}")
+        self.limit = limit_bytes
+        self.peak = 0  # the most bytes ever parsed at once (for tests and logs)
+        self._used = 0
+        self._queue: deque[object] = deque()
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: int) -> Iterator[None]:
+        """Wait until ``nbytes`` (at most the whole budget) fit in the budget, and hold them."""
+        weight = max(1, min(nbytes, self.limit))
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            self._cond.wait_for(
+                lambda: self._queue[0] is ticket and self._used + weight <= self.limit
+            )
+            self._queue.popleft()
+            self._used += weight
+            self.peak = max(self.peak, self._used)
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= weight
+                self._cond.notify_all()
+
+
 def parse_feed(
     content: bytes,
     *,
@@ -246,11 +312,14 @@ def parse_feed(
     content_type: str | None = None,
     base_url: str | None = None,
     max_items: int = 500,
+    limits: ParseLimits = DEFAULT_LIMITS,
+    budget: ParseBudget | None = None,
 ) -> ParsedFeed:
-    """Parse feed bytes into normalised entries.
+    """Parse feed bytes into normalised entries (at most ``max_items``).
 
-    Raises :class:`FeedParseError` when the bytes are refused or hold no entries at all; a feed with
-    some entries and some problems returns the entries and lists the problems.
+    Raises :class:`FeedParseError` when the bytes are refused (``limits``, entities, ...) or hold no
+    entries at all; a feed with some entries and some problems returns the entries and lists the
+    problems. With a ``budget``, feedparser runs only while the budget has room for the document.
     """
     if not content or not content.strip():
         raise FeedParseError("empty response body")
@@ -259,12 +328,16 @@ def parse_feed(
     if base:
         headers["content-location"] = base
     data, parse_headers, noticed = _prepare(content, headers)
+    shape = prescan(data, limits, max_items=max_items)
+    data = cut(data, shape)
     try:
-        parsed = feedparser.parse(
-            data, response_headers=parse_headers, sanitize_html=True, resolve_relative_uris=True
-        )
+        with budget.hold(len(data)) if budget is not None else contextlib.nullcontext():
+            parsed = feedparser.parse(
+                data, response_headers=parse_headers, sanitize_html=True, resolve_relative_uris=True
+            )
     except (ValueError, TypeError, LookupError, RecursionError, OverflowError) as err:
         raise FeedParseError(f"feedparser failed: {type(err).__name__}: {err}") from err
+    del data
     problems = [f"ill-formed feed: {n}" for n in noticed]
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
@@ -318,17 +391,17 @@ def parse_feed(
         except (AttributeError, TypeError, ValueError) as err:
             skipped += 1
             problems.append(f"entry {index}: {type(err).__name__}: {err}; skipped")
-    if len(raw_entries) > max_items:
-        problems.append(
-            f"{len(raw_entries) - max_items} entries over max_items={max_items} ignored"
-        )
+    # The document was cut before the entries over max_items (the pre-scan counted them).
+    seen_total = max(len(raw_entries), shape.entries if shape.cut_at is not None else 0)
+    if seen_total > max_items:
+        problems.append(f"{seen_total - max_items} entries over max_items={max_items} ignored")
     for problem in problems:
         log.warning("feed %s: %s", feed_id, problem)
     return ParsedFeed(
         feed_id=feed_id,
         title=clean_text(parsed.get("feed", {}).get("title"), max_chars=300),
         entries=tuple(entries),
-        entries_seen=len(raw_entries),
+        entries_seen=seen_total,
         skipped=skipped,
         duplicates_in_feed=duplicates,
         problems=tuple(problems),

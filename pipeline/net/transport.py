@@ -26,7 +26,27 @@ import httpx
 from pipeline.net.policy import redact_url
 from pipeline.net.watchdog import Watchdog
 
-__all__ = ["GuardedStream", "GuardedTransport", "PinnedBackend", "clamp", "httpx_errors"]
+__all__ = [
+    "CLIENT_ERRORS",
+    "GuardedStream",
+    "GuardedTransport",
+    "PinnedBackend",
+    "clamp",
+    "httpx_errors",
+]
+
+# Everything httpx raises, besides OSError, while it builds a request, sends it, or builds the next
+# request of a 30x response (which it does even when redirects are not followed): its own errors
+# (transport, decoding, status), InvalidURL and the idna codec's errors (UnicodeError, a ValueError)
+# for a Location it cannot turn into a URL, CookieConflict, and misuse of a stream. Callers catch
+# httpx.TransportError first (a network failure), then these (a response or URL they cannot use).
+CLIENT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.CookieConflict,
+    httpx.StreamError,
+    ValueError,
+)
 
 
 class RedactURLs(logging.Filter):
@@ -55,17 +75,6 @@ class RedactTraceHeaders(logging.Filter):
             record.args = ()
         return True
 
-
-# httpx logs every request URL at INFO, userinfo and query string included; httpcore logs response
-# headers at DEBUG. The filters are added once per process (the only module-level effect of this
-# module) and only rewrite URL arguments and header lists.
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, RedactURLs) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(RedactURLs())
-for _name in ("httpcore.http11", "httpcore.http2", "httpcore.connection", "httpcore.proxy"):
-    _trace_logger = logging.getLogger(_name)
-    if not any(isinstance(f, RedactTraceHeaders) for f in _trace_logger.filters):
-        _trace_logger.addFilter(RedactTraceHeaders())
 
 # httpx logs every request URL at INFO, userinfo and query string included; httpcore logs response
 # headers at DEBUG. The filters are added once per process (the only module-level effect of this

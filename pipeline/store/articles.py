@@ -26,6 +26,7 @@ from pipeline.store.schema import Article, Base, Classification, Feed, FetchLog,
 
 __all__ = [
     "UpsertResult",
+    "add_classification",
     "articles_to_classify",
     "insert_ignore",
     "record_fetch",
@@ -133,6 +134,8 @@ def upsert_entries(session: Session, entries: Sequence[Entry], *, now: datetime)
                     entry.body,
                 )
                 existing.content_hash, existing.lang = entry.content_hash, entry.lang
+                # The body is the feed's again; the new revision may get its page (store/pages.py).
+                existing.body_source, existing.page_fetched_at = "feed", None
                 existing.revision += 1
                 existing.updated_at = now
                 updated.append(existing.id)
@@ -253,12 +256,16 @@ def record_fetch(
 
 
 def articles_to_classify(
-    session: Session, model_version: str, *, ids: Sequence[int] | None = None, limit: int = 10_000
+    session: Session, model_version: str, *, after_id: int = 0, limit: int = 500
 ) -> list[Article]:
-    """Articles whose current revision has no classification by ``model_version``.
+    """The next batch of work for ``model_version``: up to ``limit`` articles with an id above
+    ``after_id`` whose current revision it has not classified, in id order.
 
-    With ``ids`` only those are considered; without, the whole backlog (oldest first, up to ``limit``),
-    so articles left behind by a failed run are picked up by the next one.
+    Keyset pagination: the caller passes the last id of one batch as ``after_id`` of the next, so
+    each query binds two numbers whatever the size of the backlog (never a list of ids, which a big
+    first cycle made larger than SQLite's or PostgreSQL's limit on bind parameters), reads each
+    article once, and ends even when an article cannot be classified. The backlog a failed run left
+    is picked up by the next run, which starts again from 0.
     """
     stmt = (
         select(Article)
@@ -270,10 +277,36 @@ def articles_to_classify(
                 Classification.model_version == model_version,
             ),
         )
-        .where(Classification.id.is_(None))
+        .where(Article.id > after_id, Classification.id.is_(None))
         .order_by(Article.id)
         .limit(limit)
     )
-    if ids is not None:
-        stmt = stmt.where(Article.id.in_(list(ids)))
     return list(session.scalars(stmt))
+
+
+def add_classification(
+    session: Session,
+    article: Article,
+    *,
+    model_version: str,
+    score: float,
+    threshold: float,
+    flagged: bool,
+    regimes: Sequence[str],
+    evidence: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Record one model's verdict on an article's current revision (its evidence as JSON)."""
+    session.add(
+        Classification(
+            article_id=article.id,
+            revision=article.revision,
+            model_version=model_version,
+            score=score,
+            threshold=threshold,
+            flagged=flagged,
+            regimes=list(regimes),
+            evidence=evidence,
+            classified_at=now,
+        )
+    )

@@ -3,6 +3,11 @@
 SQLite runs in WAL mode with a busy timeout, and every transaction starts with ``BEGIN IMMEDIATE`` so
 that concurrent writers queue for the lock instead of failing with "database is locked" when a read
 transaction tries to upgrade. The schema is owned by Alembic (``sanctions-watch db upgrade``).
+
+Migrations run once per process that sets up (``run-once`` at its start, the DAG's
+``migrate_database`` task, ``db upgrade``); everything else calls :func:`require_current_schema`, a
+quiet read of the ``alembic_version`` table that raises :class:`~pipeline.errors.StoreError` naming
+the revision found and the one needed when the schema is behind.
 """
 
 from __future__ import annotations
@@ -13,15 +18,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.errors import StoreError
+
 __all__ = [
+    "current_revision",
     "downgrade_database",
+    "head_revision",
     "make_engine",
     "make_sessionmaker",
     "redact_db_url",
+    "require_current_schema",
     "upgrade_database",
 ]
 
@@ -84,3 +96,52 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
 
 def downgrade_database(engine: Engine, revision: str) -> None:
     command.downgrade(_alembic_config(engine), revision)
+
+
+def _scripts() -> ScriptDirectory:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str:
+    """The newest schema revision this code knows (the migrations folder's head)."""
+    head = _scripts().get_current_head()
+    assert head is not None, "the migrations folder has no head revision"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's schema revision, read from ``alembic_version`` (None when never migrated).
+
+    Quiet and cheap: no Alembic environment, no log lines; used on every runtime open.
+    """
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if value is None else str(value)
+
+
+def require_current_schema(engine: Engine) -> str:
+    """Return the head revision, or raise :class:`StoreError` when the database is not at it."""
+    head = head_revision()
+    current = current_revision(engine)
+    if current == head:
+        return head
+    where = f"database {redact_db_url(str(engine.url))}"
+    fix = (
+        "run `sanctions-watch db upgrade` (the DAG's migrate_database task does it before each run)"
+    )
+    if current is None:
+        raise StoreError(f"{where} has no schema yet; this code needs revision {head}: {fix}")
+    try:
+        known = _scripts().get_revision(current) is not None
+    except CommandError:
+        known = False
+    if not known:
+        raise StoreError(
+            f"{where} is at schema revision {current}, which this code does not know (written by "
+            f"a newer release?); this code needs revision {head}"
+        )
+    raise StoreError(f"{where} is at schema revision {current}, behind {head}: {fix}")

@@ -35,7 +35,9 @@ __all__ = [
     "DigestItem",
     "Feed",
     "FetchLog",
+    "LabelEvent",
     "Notice",
+    "PageFetch",
     "Sighting",
     "Story",
     "UTCDateTime",
@@ -93,6 +95,11 @@ class Feed(Base):
     next_fetch_after: Mapped[datetime | None]
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Feed health (pipeline/health/): the open alarm ("failing", "silent", "few_items"), since
+    # when, and when operators were last told; all None while the feed is healthy.
+    alarm: Mapped[str | None] = mapped_column(String(16))
+    alarm_since: Mapped[datetime | None]
+    alarm_notified_at: Mapped[datetime | None]
 
 
 class FetchLog(Base):
@@ -130,6 +137,33 @@ class Article(Base):
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     revision: Mapped[int] = mapped_column(Integer, default=1)
     story_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Where ``body`` came from: "feed" (the feed's content), or "page" (the text extracted from the
+    # linked article page at ``page_fetched_at``; see pipeline/ingest/article.py).
+    body_source: Mapped[str] = mapped_column(String(8), default="feed", server_default="feed")
+    page_fetched_at: Mapped[datetime | None]
+
+
+class PageFetch(Base):
+    """One article page fetch per article revision: fetched, refused or skipped, and why.
+
+    ``status`` is ok | error | skipped; ``reason`` a short kind (``blocked``, ``timeout``,
+    ``too_big``, ``not_html``, ``robots``, ``empty``, ``budget``, …) and ``detail`` the message.
+    """
+
+    __tablename__ = "page_fetches"
+    __table_args__ = (UniqueConstraint("article_id", "revision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16))  # always | band | regime
+    head_score: Mapped[float | None] = mapped_column(Float)
+    http_status: Mapped[int | None]
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    fetched_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Sighting(Base):
@@ -265,3 +299,24 @@ class Notice(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class LabelEvent(Base):
+    """An analyst's label on an article, append-only (issue 12): the current label of an article is
+    its latest event, and every earlier one stays as the audit trail. Written only by
+    :mod:`pipeline.review.labels`, which never updates or deletes a row."""
+
+    __tablename__ = "label_events"
+    __table_args__ = (Index("ix_label_events_article", "article_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    label: Mapped[str] = mapped_column(String(16))  # relevant | not_relevant | unsure
+    analyst: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(String(64))  # the model that scored it
+    score: Mapped[float | None] = mapped_column(Float)
+    via: Mapped[str] = mapped_column(String(16))  # cli | review | email | import
+    # SHA-256 of the email token that carried the label: a token is used once, never replayed.
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)

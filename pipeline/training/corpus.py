@@ -3,7 +3,10 @@
 ``data/corpus/*.jsonl`` holds the training corpus (see docs/labelling.md). ``data/test/frozen.jsonl``
 holds the frozen test split: whole events moved out once, never trained on, never used to choose a
 threshold, and scored by the quality gate in CI. Any corpus item whose ``event_id`` is in the test split
-is left out of training, so a later item about a test event cannot leak into training.
+is left out of training, so a later item about a test event cannot leak into training; ``corpus check``
+(:func:`check_items` with ``frozen``) refuses such an item outright, so it is never silently dropped.
+:func:`check_items` reports every problem it finds (missing keys, labels, and regime, kind and style
+outside :data:`REGIMES`, :data:`KINDS` and :data:`STYLES`, the values docs/labelling.md defines).
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from typing import Any
 from pipeline.errors import InputError
 
 __all__ = [
+    "KINDS",
+    "REGIMES",
     "REQUIRED_KEYS",
+    "STYLES",
     "CorpusReport",
     "check_items",
     "data_hash",
@@ -45,6 +51,26 @@ REQUIRED_KEYS = (
     "style",
 )
 LANGS = {"en", "fr", "es", "ru", "ar", "ko", "zh", "de", "pt", "it", "ja", "uk", "fa"}
+# The allowed values of regime, kind and style (docs/labelling.md is the reference; keep them in step).
+REGIMES = frozenset(
+    {"dprk", "iran", "libya", "yemen", "sudan", "south_sudan", "somalia", "car", "drc", "haiti",
+     "iraq", "lebanon", "isil_aq", "taliban", "mali", "none"}
+)  # fmt: skip
+POSITIVE_KINDS = frozenset(
+    {"arms_transfer", "ship_to_ship", "workers_revenue", "cyber_theft", "missile_launch",
+     "designated_evasion", "panel_finding", "interdiction", "denial", "indirect"}
+)  # fmt: skip
+NEGATIVE_KINDS = frozenset(
+    {"council_vote", "legal_arms_deal", "unilateral_sanctions", "other_violation",
+     "exercise_parade", "arms_industry", "diplomacy", "dprk_society", "ended_regime",
+     "cruise_missile", "other_news", "everyday_news"}
+)  # fmt: skip
+# A label an analyst gave a stored article (``sanctions-watch labels export``): either label.
+ANALYST_KIND = "analyst_label"
+KINDS = POSITIVE_KINDS | NEGATIVE_KINDS | {ANALYST_KIND}
+STYLES = frozenset(
+    {"wire", "truncated", "html", "title_only", "press_release", "long", "analysis", "article"}
+)
 _EVENT_ID_RE = re.compile(r"^[a-z_]+-\d{4}-\d{2}-[a-z0-9][a-z0-9-]*$")
 
 
@@ -91,11 +117,19 @@ def load_items(paths: Iterable[Path], *, require_labels: bool = True) -> list[di
     return items
 
 
+# Labels for other tasks (the breach-kind tagger, pipeline/classify/kinds.py): they do not change what
+# the main model sees, so they do not change its training-data hash; the tagger hashes them itself.
+AUXILIARY_LABELS = frozenset({"breach_kinds"})
+
+
 def data_hash(items: Sequence[dict[str, Any]]) -> str:
-    """SHA-256 over the items' content (sorted by id), recorded in every model's metadata."""
+    """SHA-256 over the items' content (sorted by id), recorded in every model's metadata
+    (fields starting with ``_`` and :data:`AUXILIARY_LABELS` left out)."""
     digest = hashlib.sha256()
     for item in sorted(items, key=lambda i: str(i.get("id"))):
-        clean = {k: v for k, v in item.items() if not k.startswith("_")}
+        clean = {
+            k: v for k, v in item.items() if not k.startswith("_") and k not in AUXILIARY_LABELS
+        }
         digest.update(json.dumps(clean, sort_keys=True, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()
 
@@ -122,30 +156,59 @@ class CorpusReport:
         }
 
 
-def check_items(items: Sequence[dict[str, Any]]) -> CorpusReport:
-    """Schema and consistency checks that go beyond shape: ids, dates, languages, duplicates."""
+def check_items(
+    items: Sequence[dict[str, Any]], *, frozen: Sequence[dict[str, Any]] = ()
+) -> CorpusReport:
+    """Schema and consistency checks that go beyond shape: keys, labels, ids, dates, languages,
+    regime/kind/style values, duplicates, and (given the frozen split) items whose event or id is in
+    it. Every problem is reported, each naming its file and line; items may lack keys here."""
     problems: list[str] = []
-    ids = Counter(str(i["id"]) for i in items)
+    ids = Counter(str(i.get("id")) for i in items)
     problems += [f"duplicate id {k} ({n} times)" for k, n in ids.items() if n > 1]
-    texts = Counter((i["title"].strip().casefold(), i["summary"].strip().casefold()) for i in items)
+    texts = Counter(
+        (str(i.get("title", "")).strip().casefold(), str(i.get("summary", "")).strip().casefold())
+        for i in items
+    )
     problems += [f"duplicate text: {t[0][:60]!r} ({n} times)" for t, n in texts.items() if n > 1]
+    frozen_events = {str(i.get("event_id")) for i in frozen}
+    frozen_ids = {str(i.get("id")) for i in frozen}
+    allowed = (("regime", REGIMES), ("kind", KINDS), ("style", STYLES))
     for item in items:
-        where = item["_source"]
-        try:
-            date.fromisoformat(str(item["date"]))
-        except ValueError:
-            problems.append(f"{where}: date {item['date']!r} is not ISO YYYY-MM-DD")
-        if item["lang"] not in LANGS:
+        where = item.get("_source", f"item {item.get('id')!r}")
+        missing = [k for k in REQUIRED_KEYS if k not in item]
+        if missing:
+            problems.append(f"{where}: missing keys {missing}")
+        if "label" in item and item["label"] not in (0, 1):
+            problems.append(f"{where}: label must be 0 or 1, got {item['label']!r}")
+        for key, values in allowed:
+            if key in item and item[key] not in values:
+                problems.append(
+                    f"{where}: {key} {item[key]!r} is not one of the allowed values "
+                    f"(docs/labelling.md): {', '.join(sorted(values))}"
+                )
+        if "date" in item:
+            try:
+                date.fromisoformat(str(item["date"]))
+            except ValueError:
+                problems.append(f"{where}: date {item['date']!r} is not ISO YYYY-MM-DD")
+        if "lang" in item and item["lang"] not in LANGS:
             problems.append(f"{where}: unknown lang {item['lang']!r}")
-        if not _EVENT_ID_RE.match(str(item["event_id"])):
+        if "event_id" in item and not _EVENT_ID_RE.match(str(item["event_id"])):
             problems.append(
                 f"{where}: event_id {item['event_id']!r} is not <regime>-<yyyy>-<mm>-<slug>"
             )
-        if not str(item["title"]).strip():
+        if str(item.get("event_id")) in frozen_events:
+            problems.append(
+                f"{where}: event_id {item['event_id']!r} is in the frozen test split: an item "
+                "about a test event is never trained on; give it to another event or drop it"
+            )
+        elif str(item.get("id")) in frozen_ids:
+            problems.append(f"{where}: id {item['id']!r} is in the frozen test split")
+        if "title" in item and not str(item["title"]).strip():
             problems.append(f"{where}: empty title")
 
     def counts(key: str) -> dict[str, int]:
-        return dict(Counter(str(i[key]) for i in items).most_common())
+        return dict(Counter(str(i.get(key)) for i in items).most_common())
 
     return CorpusReport(
         n_items=len(items),

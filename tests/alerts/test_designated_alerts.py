@@ -23,8 +23,7 @@ def test_designated_name_raises_severity_and_is_shown(
             "designations_path": str(ROOT / "data" / "designations" / "un_consolidated_sample.xml")
         },
     )
-    rt = Runtime.open(config)
-    try:
+    with Runtime.open(config) as rt:
         run_once(rt, now=NOW, run_id="d1")
         with rt.sessions() as s:
             rows = dict(
@@ -34,8 +33,6 @@ def test_designated_name_raises_severity_and_is_shown(
                     )
                 ).all()
             )
-    finally:
-        rt.close()
     haiti = next(t for t in rows if "Port-au-Prince" in t)
     assert rows[haiti] == "critical"
     bodies = [email.message_from_bytes(m, policy=policy.default) for m in mail_sink.messages]

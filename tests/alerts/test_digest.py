@@ -54,11 +54,10 @@ NEXT_MORNING = NOW.replace(hour=7, minute=10) + timedelta(days=1)
 
 @pytest.fixture
 def digest_rt(make_config, db_url: str, mail_sink):
-    rt = Runtime.open(
+    with Runtime.open(
         make_config(database_url=db_url, feeds=FEEDS, smtp_port=mail_sink.port, subscriptions=SUBS)
-    )
-    yield rt
-    rt.close()
+    ) as rt:
+        yield rt
 
 
 def _seed_four_stories(rt: Runtime) -> None:

@@ -42,9 +42,10 @@ from pipeline.store.schema import Alert, Article, Story
 
 @pytest.fixture
 def story_rt(make_config, db_url: str, mail_sink):
-    rt = Runtime.open(make_config(database_url=db_url, feeds=FEEDS, smtp_port=mail_sink.port))
-    yield rt
-    rt.close()
+    with Runtime.open(
+        make_config(database_url=db_url, feeds=FEEDS, smtp_port=mail_sink.port)
+    ) as rt:
+        yield rt
 
 
 # ------------------------------------------------------------------------------ pure functions
@@ -209,7 +210,11 @@ def test_syndicated_and_edited_copies_one_story_one_alert_then_one_update(
     updates = [m for m in msgs if "UPDATE" in m["Subject"]]
     assert len(updates) == 2 and len(msgs) == 6
     subject = updates[0]["Subject"]
-    assert subject.startswith("[sanctions-watch] UPDATE CRITICAL (was HIGH) · DPRK · Tanker seen")
+    # (the breach kind, when tagged, sits between the regime and the headline: docs/alerts.md)
+    assert subject.startswith("[sanctions-watch] UPDATE CRITICAL (was HIGH) · DPRK · ")
+    assert subject.endswith(
+        " · Tanker seen in ship-to-ship transfer with North Korean vessel off Zhoushan"
+    )
     text = updates[0].get_body(("plain",)).get_content()
     html = updates[0].get_body(("html",)).get_content()
     assert "UPDATE to alert on story" in text and "from HIGH to CRITICAL" in text

@@ -11,10 +11,12 @@ import pytest
 from helpers import NOW, ROOT
 
 from pipeline.classify.registry import (
+    GateVerdict,
     list_models,
     load_active,
     load_version,
     promote,
+    promotion_history,
     rollback,
     save_model,
 )
@@ -46,8 +48,8 @@ def registry(trained, tmp_path: Path) -> tuple[Path, str, str]:
     directory, v1, v2 = trained
     copy = tmp_path / "models"
     shutil.copytree(directory, copy)
-    promote(copy, v1, now=NOW)
-    promote(copy, v2, now=NOW)
+    promote(copy, v1, now=NOW, verdict=GateVerdict(v1, ()))
+    promote(copy, v2, now=NOW, verdict=GateVerdict(v2, ()))
     return copy, v1, v2
 
 
@@ -148,10 +150,73 @@ def test_promote_refuses_broken_version(registry) -> None:
     rollback(directory, now=NOW)
     _tamper(directory / v2, "flipped-byte")
     with pytest.raises(ModelError):
-        promote(directory, v2, now=NOW)
+        promote(directory, v2, now=NOW, verdict=GateVerdict(v2, ()))
     assert load_active(directory).version == v1
 
 
 def test_no_model_at_all(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no model is active"):
         load_active(tmp_path)
+
+
+def _three_promotions(registry) -> tuple[Path, str, str, str]:
+    """v1, v2 (the fixture's promotions) and v3, a copy of v2 under its own name, promoted last."""
+    directory, v1, v2 = registry
+    v3 = "v3-copy-of-v2"
+    shutil.copytree(directory / v2, directory / v3)
+    promote(directory, v3, now=NOW, verdict=GateVerdict(v3, ()))
+    return directory, v1, v2, v3
+
+
+def test_rollback_steps_back_through_three_promotions(registry) -> None:
+    directory, v1, v2, v3 = _three_promotions(registry)
+    assert promotion_history(directory) == [v1, v2, v3]
+    assert rollback(directory, now=NOW) == v2
+    assert promotion_history(directory) == [v1, v2]
+    assert rollback(directory, now=NOW) == v1  # further back, not back to v3
+    assert load_active(directory).version == v1
+    with pytest.raises(ModelError, match="nothing to roll back to"):
+        rollback(directory, now=NOW)
+    saved = json.loads((directory / "registry.json").read_text())
+    assert saved["active"] == v1 and saved["promotions"] == [v1]
+    assert [e["action"] for e in saved["history"]] == ["promote"] * 3 + ["rollback"] * 2
+    promote(
+        directory, v3, now=NOW, verdict=GateVerdict(v3, ())
+    )  # a new promotion pushes onto what is left
+    assert promotion_history(directory) == [v1, v3]
+
+
+def test_fallback_never_serves_a_rolled_back_version(registry) -> None:
+    directory, v1, v2, _ = _three_promotions(registry)
+    rollback(directory, now=NOW)  # v3 rolled back: v2 active
+    _tamper(directory / v2, "flipped-byte")
+    assert load_active(directory).version == v1
+
+
+def test_a_registry_without_promotions_replays_its_history(registry) -> None:
+    """A registry.json written before the promotion history existed (like the shipped one)."""
+    directory, v1, v2, v3 = _three_promotions(registry)
+    path = directory / "registry.json"
+    saved = json.loads(path.read_text())
+    del saved["promotions"]
+    path.write_text(json.dumps(saved))
+    assert promotion_history(directory) == [v1, v2, v3]
+    assert rollback(directory, now=NOW) == v2
+    assert rollback(directory, now=NOW) == v1
+
+
+def test_models_command_lists_the_history_and_rolls_back_step_by_step(
+    registry, make_config, run_cli
+) -> None:
+    directory, v1, v2, v3 = _three_promotions(registry)
+    config = make_config(model_dir=directory)
+    args = ["--config", str(config.config_dir)]
+    code, listing, _ = run_cli("models", "list", *args)
+    assert code == 0
+    history = listing.split("promotion history")[1].split()
+    assert history[history.index("active") + 1] == v3
+    assert history[history.index("-1") + 1] == v2 and history[history.index("-2") + 1] == v1
+    assert run_cli("models", "rollback", *args) == (0, f"rolled back to {v2}\n", "")
+    assert run_cli("models", "rollback", *args) == (0, f"rolled back to {v1}\n", "")
+    code, _, err = run_cli("models", "rollback", *args)
+    assert code == 2 and "nothing to roll back to" in err

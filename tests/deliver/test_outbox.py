@@ -74,9 +74,8 @@ def seed(rt: Runtime, titles: list[str], *, summary: str | None = None) -> list[
 @pytest.fixture
 def runtime(make_config, db_url: str, mail_sink: MailSink, tmp_path: Path):
     config = make_config(database_url=db_url, smtp_port=mail_sink.port)
-    rt = Runtime.open(config)
-    yield rt
-    rt.close()
+    with Runtime.open(config) as rt:
+        yield rt
 
 
 def deliver(rt: Runtime, *, now=NOW, owner="w1"):

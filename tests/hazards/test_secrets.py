@@ -167,7 +167,7 @@ def test_secrets_stay_out_of_logs_errors_and_mail_in_process(
     logged = _log_text(caplog.records)
     assert "authentication refused" in logged  # the AUTH failure is reported, without the secret
     assert leaks(logged) == []
-    assert leaks(json.dumps([refused, accepted])) == []
+    assert leaks(json.dumps([refused.as_dict(), accepted.as_dict()])) == []
     assert leaks(_stored_text(config_dir)) == []
     assert leaks(received) == []  # neither the alerts nor the operator notices carry them
     rt = Runtime.open(config, migrate=False)
