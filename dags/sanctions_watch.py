@@ -242,7 +242,7 @@ def alert_dag() -> None:
         from pipeline.jobs import record_alerts as record
 
         with _runtime() as rt:
-            return record(rt, now=_now()).as_dict()
+            return record(rt, now=_now()).as_xcom()
 
     @task
     def deliver_alerts() -> dict[str, Any]:

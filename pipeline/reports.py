@@ -139,6 +139,13 @@ class AlertsReport(Report):
     digests_new: int = 0
     digest_ids: tuple[int, ...] = ()
 
+    def as_xcom(self) -> dict[str, Any]:
+        """Counts only: a big first cycle records as many alerts as it flags, and XCom carries
+        counts and ids of runs, never lists that grow with the input."""
+        out = self.as_dict()
+        del out["alert_ids"], out["digest_ids"]
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReport(Report):

@@ -362,8 +362,15 @@ def _group_new_articles(
     new_ids = [i for i in candidates if i in current and current[i].flagged]
     if not new_ids:
         return set()
+    # Loaded in chunks: a first cycle can flag more articles than a statement may bind.
     articles = sorted(
-        session.scalars(select(Article).where(Article.id.in_(new_ids))),
+        (
+            article
+            for start in range(0, len(new_ids), 500)
+            for article in session.scalars(
+                select(Article).where(Article.id.in_(new_ids[start : start + 500]))
+            )
+        ),
         key=lambda a: (a.first_seen_at, a.id),
     )
     window = timedelta(hours=config.alerts.story_window_hours)

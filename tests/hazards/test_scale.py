@@ -104,3 +104,12 @@ def test_what_ingest_hands_to_the_next_task_holds_no_article_ids(
     assert xcom["run_id"] == "xcom"
     lists = {k: v for k, v in xcom.items() if isinstance(v, list | tuple) and k != "failed_feeds"}
     assert lists == {}, f"id lists in XCom: {sorted(lists)}"
+
+
+def test_the_alert_report_puts_counts_not_alert_ids_into_xcom() -> None:
+    from pipeline.reports import AlertsReport
+
+    report = AlertsReport(alerts_new=3, alert_ids=(1, 2, 3), digests_new=1, digest_ids=(9,))
+    xcom = report.as_xcom()
+    assert xcom["alerts_new"] == 3 and xcom["digests_new"] == 1
+    assert not any(isinstance(v, list | tuple) for v in xcom.values()), xcom
