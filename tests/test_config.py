@@ -200,3 +200,8 @@ def test_fetch_settings_are_the_fetch_policy_with_its_defaults(make_config) -> N
     sender = webhook_sender(config)
     assert sender.policy.user_agent == USER_AGENT
     assert sender.policy.allow_hosts == config.fetch.allow_hosts
+
+
+def test_a_feed_may_not_ask_for_more_entries_than_one_statement_can_bind(make_config) -> None:
+    with pytest.raises(ConfigError, match="max_items"):
+        make_config(feeds=[{"id": "big", "url": "http://127.0.0.1:9/f.xml", "max_items": 50_000}])
