@@ -208,7 +208,7 @@ def subject_for(view: AlertView) -> str:
     else:
         head = f"{SUBJECT_PREFIX} {view.severity.upper()}"
     if view.late_days is not None:
-        head = f"{head} LATE ({view.late_days:g} days old)"
+        head = f"{head} LATE ({view.late_days:.0f} days old)"
     a = view.allegation
     kind = ""
     if a is not None and a.kinds:

@@ -52,9 +52,9 @@ def test_an_old_story_alerts_late_or_not_at_all(make_config, db_url: str, mail_s
     late = [x for x in subjects if "LATE (1200 days old)" in x]
     assert len(late) == 1 and len(subjects) == 2
     body = subjects[late[0]].get_body(("plain",)).get_content()
-    assert "LATE: published 1200.0 days before it was first seen" in body
+    assert "LATE: published 1200 days before it was first seen" in body
     html = subjects[late[0]].get_body(("html",)).get_content()
-    assert "LATE: published 1200.0 days before it was first seen" in html
+    assert "LATE: published 1200 days before it was first seen" in html
 
 
 def test_freshness_off_alerts_old_stories_as_new(make_config, db_url: str) -> None:
