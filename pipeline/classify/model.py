@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import murmurhash3_32
 
+from pipeline.classify.hashing import hash_units
 from pipeline.classify.passages import (
     THIN_WORDS,
     Doc,
@@ -218,11 +219,11 @@ class TextModel:
         """The sentences and terms that carry the score, and the regimes the text concerns."""
         word = _word_block(self.tfidf)
         if word is not None:
-            pipe, coef = word
-            features = self.tfidf.named_steps["features"].transform([text])
-            return self._explain_linear(
-                text, pipe, coef, features[0, : coef.shape[0]], regimes, max_sentences
-            )
+            block, coef = word
+            # Only the word block explains (its n-grams are readable): the character block, the
+            # dearer one to compute, is not needed here.
+            weights = block.transform([text])
+            return self._explain_linear(text, block, coef, weights[0], regimes, max_sentences)
         sentences = split_sentences(text)[:60]
         chosen: list[str] = []
         if sentences:
@@ -367,33 +368,37 @@ class TextModel:
                 for s, t in zip(legacy, texts, strict=True)
             ]
         probs, segs, per_doc = self._doc_probs(docs)
+        flagged = [bool(p >= self.threshold) for p in probs]
+        # The passages each flagged article is quoted by, and their terms: one word-block transform
+        # for the whole batch (per item, the transform's fixed cost dominated the evidence).
+        chosen = {
+            i: self._evidence_passages(segs[i], per_doc[i].passages)
+            for i in range(len(docs))
+            if explain and flagged[i]
+        }
+        terms = self._batch_terms({i: "\n".join(c) for i, c in chosen.items()})
         out: list[Score] = []
-        for sg, margins, p in zip(segs, per_doc, probs, strict=True):
-            flagged = bool(p >= self.threshold)
+        for i, (sg, p) in enumerate(zip(segs, probs, strict=True)):
             full = " ".join(sg.units)
-            if explain and flagged:
-                evidence = self._explain_passages(sg, margins.passages, full, regimes)
-            else:
-                evidence = Evidence(regimes=_active_regimes(full, regimes))
+            evidence = Evidence(
+                sentences=tuple(chosen.get(i, ())),
+                terms=terms.get(i, ()),
+                regimes=_active_regimes(full, regimes),
+            )
             out.append(
                 Score(
                     score=round(float(p), 6),
-                    flagged=flagged,
+                    flagged=flagged[i],
                     evidence=evidence,
                     confidence="low" if thin(sg) else "normal",
                 )
             )
         return out
 
-    def _explain_passages(
-        self,
-        sg: Segments,
-        passage_margins: np.ndarray,
-        full: str,
-        regimes: RegimeBook | None,
-    ) -> Evidence:
-        """The passages that carried the score (best first, never two that share a sentence) and
-        the terms that pushed them."""
+    @staticmethod
+    def _evidence_passages(sg: Segments, passage_margins: np.ndarray) -> list[str]:
+        """The passages that carried the score: best first, never two that share a sentence, at
+        most ``EVIDENCE_PASSAGES``; the head when no passage pushed the score up."""
         order = np.argsort(-passage_margins) if len(passage_margins) else np.zeros(0, dtype=int)
         spans: list[tuple[int, int]] = []
         for i in order:
@@ -402,11 +407,23 @@ class TextModel:
             start, end = sg.passage_spans[int(i)]
             if all(end <= a or start >= b for a, b in spans):
                 spans.append((start, end))
-        chosen = [sg.join(span) for span in spans] or [sg.head]
-        terms = self.explain("\n".join(chosen), regimes=None).terms
-        return Evidence(
-            sentences=tuple(chosen), terms=terms, regimes=_active_regimes(full, regimes)
-        )
+        return [sg.join(span) for span in spans] or [sg.head]
+
+    def _batch_terms(self, texts: Mapping[int, str]) -> dict[int, tuple[str, ...]]:
+        """The terms that pushed each text's score (as :meth:`explain` gives them), computed with
+        one transform over all texts."""
+        word = _word_block(self.tfidf)
+        if not texts:
+            return {}
+        if word is None:
+            return {i: self.explain(t, regimes=None).terms for i, t in texts.items()}
+        block, coef = word
+        keys = list(texts)
+        weights = block.transform([texts[k] for k in keys])
+        return {
+            k: self._explain_linear(texts[k], block, coef, weights[n], None).terms
+            for n, k in enumerate(keys)
+        }
 
     def top_terms(self, text: str, k: int = 6) -> list[str]:
         """Word n-grams with the largest positive contribution to the margin."""
@@ -426,7 +443,7 @@ def sparse_features(pipe: Any, segs: Sequence[Segments]) -> Any:
     spans = span_matrix(segs)
     blocks = []
     for _name, block in pipe.named_steps["features"].transformer_list:
-        counts = block.named_steps["hash"].transform(units)
+        counts = hash_units(block.named_steps["hash"], units)
         blocks.append(block.named_steps["tfidf"].transform(spans @ counts))
     return hstack(blocks, format="csr")
 
