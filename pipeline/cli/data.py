@@ -16,15 +16,35 @@ log = logging.getLogger("sanctions_watch")
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
-    from pipeline.training.corpus import check_items, load_items, split_frozen_test
+    from pipeline.training.corpus import (
+        ALIASES_PATH,
+        check_items,
+        load_aliases,
+        load_items,
+        split_frozen_test,
+    )
 
     if args.corpus_command == "check":
         # Every problem, not only the first: items are read without the shape check here.
         items = load_items([Path(p) for p in args.data], require_labels=False)
         frozen_path = Path(args.test)
         frozen = load_items([frozen_path], require_labels=False) if frozen_path.exists() else []
-        report = check_items(items, frozen=frozen)
+        # The hold-out and the alias decisions sit next to the frozen split's folder
+        # (data/holdout, data/test/event_aliases.json).
+        base = frozen_path if frozen_path.is_dir() else frozen_path.parent
+        holdout_path = base.parent / "holdout"
+        alias_path = base / ALIASES_PATH.name
+        holdout = load_items([holdout_path], require_labels=False) if holdout_path.is_dir() else []
+        report = check_items(
+            items,
+            frozen=frozen,
+            holdout=holdout,
+            aliases=load_aliases(alias_path),
+            alias_file=str(alias_path),
+        )
         print_json(report.as_dict())
+        for warning in report.warnings:
+            log.warning("%s", warning)
         return 1 if report.problems else 0
     items = load_items([Path(p) for p in args.data])
     test_path = Path(args.test)
