@@ -22,8 +22,12 @@ def now_utc() -> datetime:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     from pipeline.config import load_config
+    from pipeline.logs import install, secrets_of, use_format
 
-    return load_config(args.config)
+    config = load_config(args.config)
+    install(secrets_of(config))  # log records: context fields, secrets masked
+    use_format(config.logging.format)
+    return config
 
 
 def load_model(config: Any, version: str | None) -> Any:

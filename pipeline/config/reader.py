@@ -13,6 +13,7 @@ import yaml
 
 from pipeline.config.records import ENV_PREFIX
 from pipeline.errors import ConfigError
+from pipeline.net.policy import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -130,5 +131,5 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any
 def check_url(reader: Reader, key: str, url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise reader.fail(key, f"must be an http(s) URL with a host, got {url!r}")
+        raise reader.fail(key, f"must be an http(s) URL with a host, got {redact_url(url)!r}")
     return url
