@@ -20,6 +20,7 @@ __all__ = [
     "AlertsReport",
     "ClassifyReport",
     "DeliveryReport",
+    "DigestReport",
     "FeedOutcome",
     "HealthReport",
     "IngestReport",
@@ -136,6 +137,8 @@ class AlertsReport(Report):
     stories_joined: int = 0
     updates_new: int = 0
     digest_items_queued: int = 0
+    # Digests are composed by ``compose_digests`` (DigestReport) since the digest DAG: always 0 and
+    # () here, kept so readers of the earlier report keep working.
     digests_new: int = 0
     digest_ids: tuple[int, ...] = ()
 
@@ -145,6 +148,18 @@ class AlertsReport(Report):
         out = self.as_dict()
         del out["alert_ids"], out["digest_ids"]
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class DigestReport(Report):
+    """What ``compose_digests`` (the ``digest`` DAG) did: the digests composed at ``now`` (one per
+    recipient and channel whose hour had come and who had queued items), how many items they
+    took, and the outbox rows still waiting to be sent. Bounded by the recipients, not the input."""
+
+    digests_new: int = 0
+    digest_ids: tuple[int, ...] = ()
+    items: int = 0
+    deliveries_pending: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +214,7 @@ class RunSummary(Report):
         alerts: AlertsReport,
         delivery: DeliveryReport,
         health: HealthReport,
+        digests: DigestReport | None = None,
     ) -> RunSummary:
         return cls(
             run_id=ingest.run_id,
@@ -221,7 +237,7 @@ class RunSummary(Report):
             errors=ingest.errors,
             stories_new=alerts.stories_new,
             alerts_updates=alerts.updates_new,
-            digests_new=alerts.digests_new,
+            digests_new=digests.digests_new if digests is not None else alerts.digests_new,
             webhooks_sent=delivery.webhook_sent,
             notices_emailed=health.notices_emailed,
         )

@@ -25,7 +25,7 @@ for _ in $(seq 1 180); do
   sleep 1
 done
 # A DAG first seen by `make demo` (dag.test) may have been registered paused: unpause them explicitly.
-for dag_id in ingest alert housekeeping; do
+for dag_id in ingest alert digest housekeeping; do
   for _ in $(seq 1 60); do
     if .venv/bin/airflow dags unpause "$dag_id" >/dev/null 2>&1; then break; fi
     sleep 2

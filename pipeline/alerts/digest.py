@@ -8,6 +8,12 @@ and records one ``pending`` outbox row for the message, whose Message-ID is deri
 cut-off wait for the next day. When nothing is queued, nothing is composed and nothing is sent. A re-run
 on the same day finds the digest already there (insert-or-ignore on ``(day, channel, recipient)``).
 
+The ``digest`` DAG calls it hourly (:func:`pipeline.jobs.compose_digests`), each call in one
+transaction with its outbox rows: a digest is composed with its delivery row or not at all. Nothing
+is lost when a run fails or is missed: the queued items stay unassigned, and the next call at or
+after a recipient's hour (the same day, or any later day) gathers all of them; nothing is sent
+twice: a composed item belongs to exactly one digest, and the outbox row's Message-ID is unique.
+
 :func:`digest_view` reads a digest back as a :class:`~pipeline.deliver.render.DigestView`: one entry per story
 (its latest alert: an update supersedes the first alert), grouped by the story's first regime, groups
 and entries ordered by severity, then score.
@@ -39,7 +45,7 @@ from pipeline.knowledge.regimes import RegimeBook
 from pipeline.store.articles import insert_ignore
 from pipeline.store.schema import Alert, Delivery, Digest, DigestItem
 
-__all__ = ["DigestTarget", "compose_digests", "digest_targets", "digest_view"]
+__all__ = ["ComposedDigest", "DigestTarget", "compose_digests", "digest_targets", "digest_view"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,16 @@ class DigestTarget:
     recipient: str
     hour: int
     subscription_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComposedDigest:
+    """One digest composed by :func:`compose_digests`: its id, where it goes, how many items."""
+
+    digest_id: int
+    channel: str
+    recipient: str
+    items: int
 
 
 def digest_targets(config: Config) -> list[DigestTarget]:
@@ -65,11 +81,11 @@ def digest_targets(config: Config) -> list[DigestTarget]:
     return list(best.values())
 
 
-def compose_digests(session: Session, config: Config, *, now: datetime) -> list[int]:
-    """Compose the digests due at ``now``; returns the ids of the digests created."""
+def compose_digests(session: Session, config: Config, *, now: datetime) -> list[ComposedDigest]:
+    """Compose the digests due at ``now`` (in the caller's transaction); the digests created."""
     now = now.astimezone(UTC)
     day = now.date().isoformat()
-    created: list[int] = []
+    created: list[ComposedDigest] = []
     for target in digest_targets(config):
         cutoff = datetime(now.year, now.month, now.day, target.hour, tzinfo=UTC)
         if now < cutoff:
@@ -128,7 +144,7 @@ def compose_digests(session: Session, config: Config, *, now: datetime) -> list[
             ],
             ["message_id"],
         )
-        created.append(digest_id)
+        created.append(ComposedDigest(digest_id, target.channel, target.recipient, len(items)))
         log.info(
             "digest %s for %s (%s, hour %02d): %d item(s)",
             digest_id,

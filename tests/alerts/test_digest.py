@@ -10,8 +10,10 @@ import pytest
 from builders import BASE, BASE_TITLE, FEEDS, OTHER, OTHER_TITLE, add_article, parse
 from helpers import NOW
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
-from pipeline.jobs import Runtime, deliver, record_alerts
+import pipeline.alerts.digest as digest_module
+from pipeline.jobs import Runtime, compose_digests, deliver, record_alerts
 from pipeline.store.schema import Delivery, Digest, DigestItem
 
 LIBYA_TITLE = (
@@ -96,17 +98,22 @@ def test_digest_grouped_by_regime_ordered_by_severity_once_a_day(
     assert (
         rec["alerts_new"] == 4 and rec["digest_items_queued"] == 4 + 1
     )  # daily ×4, daily-libya ×1
-    assert rec["digests_new"] == 0  # recorded after today's 07:00 cut-off: tomorrow's digest
+    assert rec["digests_new"] == 0  # record_alerts queues digest items; it never composes
+    assert (
+        compose_digests(rt, now=NOW)["digests_new"] == 0
+    )  # recorded after today's 07:00 cut-off: tomorrow's digest
     deliver(rt, now=NOW)
     # desk@ is on the immediate and the digest subscription: it gets each alert once, immediately.
     assert sorted(parse(m)["To"] for m in mail_sink.messages) == ["desk@example.org"] * 4
 
     assert (
-        record_alerts(rt, now=NEXT_MORNING - timedelta(hours=1))["digests_new"] == 0
+        compose_digests(rt, now=NEXT_MORNING - timedelta(hours=1))["digests_new"] == 0
     )  # before 07:00
-    rec = record_alerts(rt, now=NEXT_MORNING)
+    rec = compose_digests(rt, now=NEXT_MORNING)
     assert rec["digests_new"] == 1  # daily@ only: libya@ has its hour at 09:00; crit@ has no item
-    assert record_alerts(rt, now=NEXT_MORNING + timedelta(minutes=15))["digests_new"] == 0  # re-run
+    assert (
+        compose_digests(rt, now=NEXT_MORNING + timedelta(minutes=15))["digests_new"] == 0
+    )  # re-run
     assert deliver(rt, now=NEXT_MORNING)["sent"] == 1
     digest = parse(mail_sink.messages[-1])
     assert digest["To"] == "daily@example.org"
@@ -134,14 +141,14 @@ def test_digest_grouped_by_regime_ordered_by_severity_once_a_day(
     )
 
     later = NEXT_MORNING.replace(hour=9, minute=30)
-    assert record_alerts(rt, now=later)["digests_new"] == 1  # libya@ at its own hour
+    assert compose_digests(rt, now=later)["digests_new"] == 1  # libya@ at its own hour
     deliver(rt, now=later)
     libya = parse(mail_sink.messages[-1])
     assert libya["To"] == "libya@example.org" and "1 story" in libya["Subject"]
 
     # The day after: nothing new, so no digest and nothing sent.
     day3 = NEXT_MORNING + timedelta(days=1)
-    assert record_alerts(rt, now=day3)["digests_new"] == 0
+    assert compose_digests(rt, now=day3)["digests_new"] == 0
     assert deliver(rt, now=day3)["sent"] == 0
     with rt.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Digest)) == 2
@@ -161,7 +168,7 @@ def test_empty_digest_sends_nothing(digest_rt: Runtime, mail_sink) -> None:
     rt = digest_rt
     for day in range(3):
         when = NEXT_MORNING + timedelta(days=day)
-        assert record_alerts(rt, now=when)["digests_new"] == 0
+        assert compose_digests(rt, now=when)["digests_new"] == 0
         assert deliver(rt, now=when)["sent"] == 0
     assert mail_sink.messages == []
 
@@ -179,7 +186,7 @@ def test_story_updated_before_the_digest_appears_once_marked_updated(
         )
         record_alerts(rt, now=when)
     assert (
-        record_alerts(rt, now=NEXT_MORNING)["digests_new"] == 2
+        compose_digests(rt, now=NEXT_MORNING)["digests_new"] == 2
     )  # daily@ and crit@ (the update is critical)
     deliver(rt, now=NEXT_MORNING)
     digests = {
@@ -190,3 +197,54 @@ def test_story_updated_before_the_digest_appears_once_marked_updated(
     text = digests["daily@example.org"].get_body(("plain",)).get_content()
     assert text.count(BASE_TITLE) == 1 and "[CRITICAL, UPDATED from HIGH]" in text
     assert "1 story" in digests["crit@example.org"]["Subject"]
+
+
+def test_a_failed_or_missed_digest_run_loses_nothing_and_sends_nothing_twice(
+    digest_rt: Runtime, mail_sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest DAG's job: record_alerts never composes; a run that fails while composing leaves
+    nothing half-done (digest rows and outbox rows in one transaction); when the rest of the day's
+    runs are missed too, the next day's run gathers every queued item; re-runs send nothing."""
+    rt = digest_rt
+    _seed_four_stories(rt)
+    record_alerts(rt, now=NOW)
+    assert deliver(rt, now=NOW)["sent"] == 4  # desk@'s immediate alerts
+    assert record_alerts(rt, now=NEXT_MORNING)["digests_new"] == 0  # not its job any more
+    real_insert = digest_module.insert_ignore
+
+    def outbox_refused(session, table, rows, keys):  # the database fails on the outbox row
+        if table is Delivery:
+            raise OperationalError("INSERT INTO deliveries", {}, Exception("disk I/O error"))
+        return real_insert(session, table, rows, keys)
+
+    monkeypatch.setattr(digest_module, "insert_ignore", outbox_refused)
+    with pytest.raises(OperationalError):
+        compose_digests(rt, now=NEXT_MORNING)
+    monkeypatch.undo()
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Digest)) == 0  # rolled back, whole
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.digest_id.is_not(None))
+            )
+            == 0
+        )
+    # The rest of the day's runs are missed; the day after, at 09:30, both recipients are due.
+    day_after = NEXT_MORNING.replace(hour=9, minute=30) + timedelta(days=1)
+    report = compose_digests(rt, now=day_after)
+    assert (report.digests_new, report.items) == (2, 4 + 1)  # daily@ ×4, libya@ ×1: none lost
+    assert compose_digests(rt, now=day_after + timedelta(hours=1)).digests_new == 0
+    assert deliver(rt, now=day_after)["sent"] == 2
+    assert deliver(rt, now=day_after + timedelta(hours=1))["sent"] == 0
+    subjects = sorted(
+        parse(m)["Subject"] for m in mail_sink.messages if "Daily digest" in parse(m)["Subject"]
+    )
+    assert len(subjects) == 2 and all("Daily digest 2026-11-29" in x for x in subjects)
+    assert "4 stories" in subjects[0] + subjects[1] and "1 story" in subjects[0] + subjects[1]
+    with rt.sessions() as s:
+        assert (
+            s.scalar(
+                select(func.count()).select_from(DigestItem).where(DigestItem.digest_id.is_(None))
+            )
+            == 0
+        )
