@@ -6,7 +6,8 @@
 Kinds: an immediate alert (HTML, plain text and the whole .eml), the same for a story in Korean
 (subject and facts line in English, the original beside them), an update alert, a daily digest, and
 the webhook bodies (Slack, Microsoft Teams, our JSON; alert and digest). Nothing reads the clock: the
-sample's times are fixed and ``NOW`` is passed in. The vessels, companies and figures are fictional;
+sample's times are fixed and ``NOW`` is passed in as the sending time (the latency each alert and digest
+entry shows is counted to it, as the outbox does). The vessels, companies and figures are fictional;
 the regime facts come from config/regimes.yaml. Who and where are extracted from the sample texts by
 the real extractor (config/actors.yaml, config/places.yaml); the kinds are fixed here, as the
 tagger would give them, so the examples do not change when the tagger is retrained.
@@ -209,6 +210,7 @@ def _other(
     reason: str,
     url: str,
     sentence: str,
+    kinds: tuple[str, ...],
 ) -> AlertView:
     t = datetime(2026, 3, 14, 15, 0, tzinfo=UTC)
     return AlertView(
@@ -233,6 +235,7 @@ def _other(
         story_id=alert_id + 100,
         rule=RULE,
         regime_keys=(regime,),
+        allegation=_allegation([(f"{title}\n{sentence}", "en")], kinds, t),
     )
 
 
@@ -247,6 +250,7 @@ def _digest() -> DigestView:
         "score 0.88 → medium ⇒ medium",
         "https://wire.example/asia/2026/03/14/missile-launch",
         "North Korea launched two short-range ballistic missiles from the Pyongyang area, the Joint Chiefs of Staff said.",
+        ("banned-launch",),
     )
     irini = _other(
         40,
@@ -257,13 +261,14 @@ def _digest() -> DigestView:
         "score 0.97 → high ⇒ high",
         "https://wire.example/africa/2026/03/14/irini-inspection",
         "Operation Irini boarded the cargo ship Nova Crest north of Benghazi and found 82 armoured vehicles in its hold.",
+        ("arms-transfer",),
     )
     return DigestView(
         day="2026-03-15",
         recipient=RECIPIENT,
         generated_at=NOW,
         groups=(
-            DigestGroup(_regime("dprk"), _regime("dprk").name, (update, launch)),
+            DigestGroup(_regime("dprk"), _regime("dprk").name, (update, _korean(43), launch)),
             DigestGroup(_regime("libya"), _regime("libya").name, (irini,)),
         ),
         feedback="send feedback to analysts@example.org quoting the alert id",
@@ -279,15 +284,15 @@ def render_all() -> dict[str, str]:
     files: dict[str, str] = {}
     korean = _korean(43)
     for name, rendered in (
-        ("alert", render_alert(new)),
-        ("alert-ko", render_alert(korean)),
-        ("update", render_alert(update)),
+        ("alert", render_alert(new, sent_at=NOW)),
+        ("alert-ko", render_alert(korean, sent_at=NOW)),
+        ("update", render_alert(update, sent_at=NOW)),
         ("digest", render_digest(digest)),
     ):
         files[f"{name}.html"] = rendered.html
         files[f"{name}.txt"] = f"Subject: {rendered.subject}\n\n{rendered.text}"
     msg = build_message(
-        render_alert(new),
+        render_alert(new, sent_at=NOW),
         sender=SENDER,
         recipient=RECIPIENT,
         message_id=message_id_for(41, RECIPIENT, SENDER),
@@ -296,7 +301,7 @@ def render_all() -> dict[str, str]:
     msg.set_boundary("===============sanctions-watch-example==")
     files["alert.eml"] = msg.as_bytes().decode("utf-8").replace("\r\n", "\n")
     msg = build_message(
-        render_alert(korean),
+        render_alert(korean, sent_at=NOW),
         sender=SENDER,
         recipient=RECIPIENT,
         message_id=message_id_for(43, RECIPIENT, SENDER),
@@ -306,8 +311,14 @@ def render_all() -> dict[str, str]:
     files["alert-ko.eml"] = msg.as_bytes().decode("utf-8").replace("\r\n", "\n")
     for fmt in ("slack", "teams", "json"):
         files[f"webhook-{fmt}.json"] = (
-            json.dumps(payload_for(new, fmt), indent=2, ensure_ascii=False) + "\n"
+            json.dumps(payload_for(new, fmt, sent_at=NOW), indent=2, ensure_ascii=False) + "\n"
         )
+    files["webhook-slack-ko.json"] = (
+        json.dumps(payload_for(korean, "slack", sent_at=NOW), indent=2, ensure_ascii=False) + "\n"
+    )
+    files["webhook-teams-digest.json"] = (
+        json.dumps(digest_payload(digest, "teams"), indent=2, ensure_ascii=False) + "\n"
+    )
     files["webhook-slack-digest.json"] = (
         json.dumps(digest_payload(digest, "slack"), indent=2, ensure_ascii=False) + "\n"
     )

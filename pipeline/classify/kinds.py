@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.classify.model import LEGACY_SCHEMA
-from pipeline.classify.registry import MODEL_FILE, save_model, types_in
-from pipeline.errors import ModelError
+from pipeline.classify.registry import MODEL_FILE, GateVerdict, save_model, types_in
+from pipeline.errors import GateError, ModelError
 from pipeline.knowledge.breaches import BREACH_KINDS, KIND_CUES
 
 __all__ = [
@@ -325,21 +325,53 @@ def _write_pointer(model_dir: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
-def promote_tagger(model_dir: Path, version: str, *, now: datetime, actor: str = "cli") -> None:
-    """Make ``version`` the active tagger after checking that it loads."""
+def promote_tagger(
+    model_dir: Path,
+    version: str,
+    *,
+    now: datetime,
+    actor: str = "cli",
+    verdict: GateVerdict | None = None,
+) -> None:
+    """Make ``version`` the active tagger after checking that it loads and, with ``verdict`` (the
+    tagger gate's, :func:`pipeline.training.kinds_gate.promote_tagger_through_gate`, which the
+    command line always goes through), that the gate passed or was forced with a name and a reason:
+    else :class:`GateError` naming every failure. The verdict is recorded in the history."""
+    if verdict is not None:
+        if verdict.version != version:
+            raise GateError(
+                f"tagger {version}: the gate verdict given is for {verdict.version}; "
+                "a verdict promotes only the version it was made for"
+            )
+        if not verdict.passed and not verdict.forced:
+            raise GateError(
+                f"tagger {version}: promotion refused by the tagger gate ("
+                + "; ".join(verdict.failures)
+                + ")",
+                verdict.failures,
+            )
+        if not verdict.passed:
+            log.warning(
+                "tagger %s promoted despite %d gate failure(s), forced by %s: %s",
+                version,
+                len(verdict.failures),
+                verdict.forced_by,
+                verdict.reason,
+            )
     load_tagger(model_dir, version)
     data = _pointer(model_dir)
     previous = data.get("active")
     data["active"] = version
-    data["history"].append(
-        {
-            "action": "promote",
-            "version": version,
-            "previous": previous,
-            "at": now.isoformat(),
-            "by": actor,
-        }
-    )
+    entry: dict[str, Any] = {
+        "action": "promote",
+        "version": version,
+        "previous": previous,
+        "at": now.isoformat(),
+        "by": actor,
+    }
+    if verdict is not None:
+        entry["gate"] = verdict.as_dict()
+    data["history"].append(entry)
     _write_pointer(model_dir, data)
     log.info("promoted tagger %s (was %s)", version, previous)
 

@@ -66,7 +66,8 @@ STOP_WORDS: Mapping[str, frozenset[str]] = {
         le les lo los más me mi mientras mis mucho muy nada ni no nos nosotros o otra otras otro otros
         para pero poco por porque que qué quien quienes se sea según ser si sí sido siempre sin sino
         sobre su sus también tan tanto te tiene tienen todo todos tras tu tus u un una unas uno unos
-        usted ya y yo afirmó dijo explicó indicó señaló añadió aseguró informó según""",
+        usted ya y yo afirmó dijo explicó indicó señaló añadió aseguró informó según hacia bajo
+        mediante""",
     ),
     "pt": _words(
         """a à ao aos aquela aquelas aquele aqueles aquilo as às até com como da das de dela delas dele
@@ -100,7 +101,7 @@ STOP_WORDS: Mapping[str, frozenset[str]] = {
         только том ты у уже чем что чтобы эта эти это этого этой этом этот я будет будут является
         являются который которая которое которые которых которым которой заявил заявила заявили
         сообщил сообщила сообщили сказал сказала сказали отметил отметила словам данным ранее году
-        года г""",
+        года г любой любая любую любые любого всё""",
     ),
     "uk": _words(
         """а або але б без би був була були було бути в вже ви від він вона вони воно все всі де для до
@@ -115,7 +116,7 @@ STOP_WORDS: Mapping[str, frozenset[str]] = {
         بعد قبل بين حتى عند كل أي إذا اذا حيث خلال منذ ضد عبر نحو لدى إلا الا غير أيضا أيضاً فيما
         بينما كذلك لكن ولكن به بها له لها لهم فيه فيها منه منها عليه عليها إليه إليها وقد وفي ومن
         وعلى وأن وإن وهو وهي وكان وكانت وما ولا ولم وقال قال قالت وقالت أكد وأكد أضاف وأضاف أعلن
-        وأعلن أشار وأشار أوضح وأوضح لقد هناك هنا اليوم أمس يوم""",
+        وأعلن أشار وأشار أوضح وأوضح لقد هناك هنا اليوم أمس يوم إنها أنها انها أضافت وأضافت تم""",
     ),
     "fa": _words(
         """و در به از که این آن را با است برای یک تا بر هم نیز شد شده شود شوند می کرد کرده کند کنند
@@ -129,12 +130,13 @@ STOP_WORDS: Mapping[str, frozenset[str]] = {
         따르면 따라 관련 관련해 가운데 이번 지난 오는 이날 당시 현재 경우 때문 때문에 중 중인 까지
         부터 에서 으로 에게 에는 이라고 라고 이라며 라며 했다며 있다며 보도했다 설명했다 강조했다
         덧붙였다 지적했다 주장했다 나타났다 알려졌다 보인다 예정이다 아니다 이다 였다 이었다 같은 다른
-        모든 각 더 가장 매우 다시 약 이상 이후 이전 동안 함께 은 는 가 을 를 의 에 로 와 과 도 만""",
+        모든 각 더 가장 매우 다시 약 이상 이후 이전 동안 함께 은 는 가 을 를 의 에 로 와 과 도 만
+        이것이 이것은 이는 이를 그것은""",
     ),
     "zh": _words(
         """的 了 在 是 和 与 及 等 对 将 已 也 就 都 而 其 该 此 这 那 这个 那个 一个 表示 称 说 据 被
         从 向 于 为 以 并 或 但 但是 如果 因为 所以 没有 不 很 还 又 会 可能 可以 进行 认为 指出 报道
-        之 中 上 下 后 前 着 过 我们 他们 她们 它们 他 她 它 我 你""",
+        之 中 上 下 后 前 着 过 我们 他们 她们 它们 他 她 它 我 你 任何 所有 一些 这些 那些""",
     ),
     "ja": _words(
         """の に は を た が で て と し れ さ ある いる も する から な こと として い や れる など なっ

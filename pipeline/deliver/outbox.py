@@ -14,7 +14,13 @@ Guarantees (see docs/architecture.md and docs/alerts.md):
   exponential back-off (and at least the server's Retry-After); permanent ones (SMTP 5xx, other HTTP
   4xx, a refused address, or too many attempts) are ``failed`` and reported to operators as a notice
   (:mod:`pipeline.deliver.notices` words, records and emails it);
-* each row's outcome is independent of the others'.
+* each row's outcome is independent of the others';
+* one run drains the backlog: it claims ``alerts.batch_size`` rows at a time, batch after batch,
+  until none is due or ``alerts.send_seconds`` (at most half the lease) have passed; one SMTP
+  connection serves the whole run;
+* a message is rendered when it is sent, at the run's ``now`` (its ``Date`` and ``sent_at``), so the
+  latency it shows from publication and first sight is true of that send; an alert row marked
+  ``sent`` records the same figures (``latency_published_s``, ``latency_first_seen_s``).
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -37,7 +44,7 @@ from pipeline.alerts.views import alert_view
 from pipeline.config import Config, Subscription
 from pipeline.deliver.mail import MailSender, build_message
 from pipeline.deliver.notices import delivery_failed_notice
-from pipeline.deliver.render import render_alert, render_digest
+from pipeline.deliver.render import Latency, latency_for, render_alert, render_digest
 from pipeline.deliver.webhook import WebhookSender, choose_format, digest_payload, payload_for
 from pipeline.errors import DeliveryError
 from pipeline.faults import checkpoint
@@ -87,6 +94,29 @@ def _claim(
     return claimed
 
 
+def _claimed(
+    session_factory: sessionmaker[Session],
+    channel: str,
+    owner: str,
+    now: datetime,
+    config: Config,
+) -> Iterator[int]:
+    """Due rows of ``channel``, claimed ``alerts.batch_size`` at a time, batch after batch until
+    none is due or ``alerts.send_seconds`` have passed (so a burst drains in one run, not over many
+    runs of 200). Every lease ends at ``now + lease_seconds`` (``now`` is the run's): no batch is
+    claimed after half the lease has gone, so a batch is sent well before its lease can lapse and
+    another sender take its rows."""
+    settings = config.alerts
+    lease = timedelta(seconds=settings.lease_seconds)
+    budget = min(settings.send_seconds, settings.lease_seconds / 2)
+    started = time.monotonic()
+    while True:
+        batch = _claim(session_factory, channel, owner, now, lease, settings.batch_size)
+        yield from batch
+        if len(batch) < settings.batch_size or time.monotonic() - started >= budget:
+            return
+
+
 def _backoff(config: Config, attempts: int, retry_after: float | None = None) -> timedelta:
     base = config.alerts.backoff_base_seconds * (2 ** max(0, attempts - 1))
     jitter = 1 + random.uniform(-0.1, 0.1)
@@ -107,29 +137,30 @@ def _prepare(
     regimes: RegimeBook | None,
     designations: DesignationMatcher | None,
     now: datetime,
-) -> Any:
-    """The email message or webhook body for one outbox row."""
+) -> tuple[Any, Latency | None]:
+    """The email message or webhook body for one outbox row, sent at ``now``, and for an alert the
+    latency it shows."""
     if delivery.alert_id is not None:
         alert = session.get(Alert, delivery.alert_id)
         assert alert is not None
         view = alert_view(session, alert, regimes, config, designations)
+        latency = latency_for(view, now)
         if delivery.channel == "webhook":
             sub = subscriptions.get(delivery.subscription_id)
-            return payload_for(
-                view, choose_format(delivery.recipient, sub.format if sub else "auto")
-            )
+            fmt = choose_format(delivery.recipient, sub.format if sub else "auto")
+            return payload_for(view, fmt, sent_at=now), latency
         links = feedback_links(config, alert_id=alert.id, recipient=delivery.recipient, now=now)
-        rendered = render_alert(dataclasses.replace(view, feedback_links=links))
+        rendered = render_alert(dataclasses.replace(view, feedback_links=links), sent_at=now)
     else:
         assert delivery.digest_id is not None
         dview = digest_view(session, delivery.digest_id, regimes, config, designations, now=now)
         if delivery.channel == "webhook":
             sub = subscriptions.get(delivery.subscription_id)
-            return digest_payload(
-                dview, choose_format(delivery.recipient, sub.format if sub else "auto")
-            )
+            fmt = choose_format(delivery.recipient, sub.format if sub else "auto")
+            return digest_payload(dview, fmt), None
         rendered = render_digest(dview)
-    return build_message(
+        latency = None
+    message = build_message(
         rendered,
         sender=config.smtp.sender,
         reply_to=config.smtp.reply_to,
@@ -137,6 +168,7 @@ def _prepare(
         message_id=delivery.message_id,
         date=now,
     )
+    return message, latency
 
 
 def deliver_pending(
@@ -157,7 +189,6 @@ def deliver_pending(
     send, email or webhook.
     """
     tally: Counter[str] = Counter()
-    lease = timedelta(seconds=config.alerts.lease_seconds)
     subscriptions = {s.id: s for s in config.subscriptions}
     channels: list[tuple[str, Callable[[Any, Delivery], None]]] = []
 
@@ -174,12 +205,11 @@ def deliver_pending(
         channels.append(("webhook", send_hook))
     try:
         for channel, send in channels:
-            claimed = _claim(session_factory, channel, owner, now, lease, config.alerts.batch_size)
-            for delivery_id in claimed:
+            for delivery_id in _claimed(session_factory, channel, owner, now, config):
                 with session_factory() as session:
                     delivery = session.get(Delivery, delivery_id)
                     assert delivery is not None
-                    payload = _prepare(
+                    payload, latency = _prepare(
                         session, delivery, config, subscriptions, regimes, designations, now
                     )
                     session.expunge(delivery)
@@ -201,6 +231,9 @@ def deliver_pending(
                             "lease_until": None,
                             "last_error": None,
                         }
+                        if latency is not None:
+                            values["latency_published_s"] = latency.published_seconds
+                            values["latency_first_seen_s"] = latency.first_seen_seconds
                         tally["sent"] += 1
                         tally["webhook_sent"] += channel == "webhook"
                     elif error.permanent or attempts >= config.alerts.max_attempts:

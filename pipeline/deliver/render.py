@@ -4,7 +4,10 @@ or a list of operator notices (pure; Jinja2 templates in ``pipeline/deliver/temp
 Feed text is hostile input. Every value is autoescaped in HTML; links are kept only when they are
 absolute http(s) URLs; the subject is one line with control characters removed. The HTML uses inline
 CSS only: no remote images, scripts, forms or web fonts, and a single fluid column that reads on a
-phone. Nothing here reads the clock: times come in with the views.
+phone. Nothing here reads the clock: times come in with the views, and the sending time
+(``sent_at``) is passed in by the outbox, which renders each message when it sends it: the latency an
+alert shows ("Published 3 h 10 min before this alert was sent; first seen by us 4 min before") is the
+one the outbox records on the delivery (:func:`latency_for`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -24,11 +27,14 @@ from pipeline.ingest.normalise import clean_text, safe_http_url
 from pipeline.knowledge.breaches import kind_label
 
 __all__ = [
+    "Latency",
     "NoticeItem",
     "RenderedMessage",
+    "duration_text",
     "facts_line",
     "kind_phrase",
     "language_name",
+    "latency_for",
     "one_line",
     "regime_label",
     "render_alert",
@@ -55,6 +61,64 @@ class NoticeItem:
     kind: str
     created_at: datetime
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """How long after publication and after our first sight a message about a story was sent.
+
+    ``sent_at`` is the delivery run's time, the one stamped in the message's ``Date`` header and in
+    ``deliveries.sent_at`` (the SMTP or HTTP exchange itself follows within seconds).
+    ``from_published`` is ``None`` when the feed gave no publication time; it is negative when the
+    feed's publication time is after the sending (a feed clock or time zone that is off)."""
+
+    sent_at: datetime
+    from_published: timedelta | None
+    from_first_seen: timedelta
+
+    @property
+    def published_seconds(self) -> int | None:
+        return None if self.from_published is None else int(self.from_published.total_seconds())
+
+    @property
+    def first_seen_seconds(self) -> int:
+        return int(self.from_first_seen.total_seconds())
+
+    def text(self, what: str = "this alert") -> str:
+        """``Published 3 h 10 min before this alert was sent; first seen by us 4 min before.``"""
+        seen = f"first seen by us {duration_text(self.from_first_seen)} before"
+        if self.from_published is None:
+            return f"Publication time not given by the feed; {seen} {what} was sent."
+        if self.from_published < timedelta(0):
+            return (
+                f"Published (by the feed's clock) {duration_text(-self.from_published)} after "
+                f"{what} was sent; {seen}."
+            )
+        return f"Published {duration_text(self.from_published)} before {what} was sent; {seen}."
+
+
+def duration_text(delta: timedelta) -> str:
+    """``under 1 min``, ``4 min``, ``3 h 10 min``, ``2 d 5 h``, ``1215 d`` (rounded down)."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 1:
+        return "under 1 min"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days >= 30:
+        return f"{days} d"
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {mins} min" if mins else f"{hours} h"
+    return f"{mins} min"
+
+
+def latency_for(view: AlertView, sent_at: datetime | None) -> Latency | None:
+    """The latency of a message about ``view`` sent at ``sent_at`` (``None`` when not sending)."""
+    if sent_at is None:
+        return None
+    published = sent_at - view.published_at if view.published_at is not None else None
+    return Latency(sent_at, published, sent_at - view.first_seen_at)
 
 
 def one_line(text: str, limit: int = 180) -> str:
@@ -105,6 +169,7 @@ def _env() -> Environment:
     env.globals["colours"] = SEVERITY_COLOURS
     env.globals["facts_line"] = facts_line
     env.globals["language_name"] = language_name
+    env.globals["latency_for"] = latency_for
     return env
 
 
@@ -225,8 +290,14 @@ def subject_for(view: AlertView) -> str:
     return one_line(f"{head} · {regime}{kind} · {tail}", 200)
 
 
-def render_alert(view: AlertView) -> RenderedMessage:
-    context = {"a": view, "colour": SEVERITY_COLOURS.get(view.severity, "#5d6d7e")}
+def render_alert(view: AlertView, *, sent_at: datetime | None = None) -> RenderedMessage:
+    """Subject, text and HTML of one alert; with ``sent_at`` (the outbox always gives it) the message
+    says how long after publication and after first sight it was sent."""
+    context = {
+        "a": view,
+        "colour": SEVERITY_COLOURS.get(view.severity, "#5d6d7e"),
+        "latency": latency_for(view, sent_at),
+    }
     text = _env().get_template("alert.txt.j2").render(**context)
     html = _env().get_template("alert.html.j2").render(**context)
     return RenderedMessage(subject=subject_for(view), text=text, html=html)

@@ -14,6 +14,12 @@
 * ``json`` — the alert's fields as data (``"type": "sanctions-watch.alert"`` or ``...digest``) for a
   receiver of your own; text is raw: the receiver must escape it.
 
+**Content**: every format carries, for each alert and each digest entry, the English facts line
+(kind, regime, who with direction, where, date: :func:`pipeline.deliver.render.facts_line`) and the
+breach kinds (``json``: ``facts`` and ``allegation`` with the kind keys and labels), and the latency
+from publication and from first sight to sending (``json``: ``latency``), computed at the sending time
+the outbox passes in (the same that it records on the delivery).
+
 **Sending** (:class:`WebhookSender`): ``https`` only, ``http`` just for hosts in
 ``fetch.allow_hosts``; the host's addresses are resolved and checked with the feed fetcher's address
 policy (:mod:`pipeline.net.policy`: no loopback, private, link-local ... unless allow-listed) and the
@@ -43,6 +49,11 @@ from pipeline.alerts.views import AlertView, DigestView
 from pipeline.config import USER_AGENT
 from pipeline.deliver.render import (
     SUBJECT_PREFIX,
+    Latency,
+    facts_line,
+    kind_phrase,
+    language_name,
+    latency_for,
     one_line,
     regime_label,
     subject_for,
@@ -50,6 +61,7 @@ from pipeline.deliver.render import (
 from pipeline.errors import DeliveryError
 from pipeline.ingest.fetch import parse_retry_after
 from pipeline.ingest.normalise import safe_http_url
+from pipeline.knowledge.breaches import kind_label
 from pipeline.net import policy as netguard
 from pipeline.net.transport import CLIENT_ERRORS, GuardedTransport, PinnedBackend
 from pipeline.net.watchdog import Watchdog
@@ -121,7 +133,7 @@ def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "unknown"
 
 
-def _slack_alert(view: AlertView) -> dict[str, Any]:
+def _slack_alert(view: AlertView, latency: Latency | None) -> dict[str, Any]:
     regime = regime_label(view.regime_keys or tuple(r.key for r in view.regimes))
     header = f"{view.severity.upper()} · {regime}"
     if view.kind == "update":
@@ -133,14 +145,24 @@ def _slack_alert(view: AlertView) -> dict[str, Any]:
         f" · {view.independent_sources} independent source(s)\n"
         f"*Severity {view.severity.upper()}:* {_mrkdwn(view.severity_reason)}"
     )
+    if latency is not None:
+        facts += f"\n{_mrkdwn(latency.text())}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(header, 150)}},
         {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
+                "text": _cut(f"*What is alleged:* {_mrkdwn(facts_line(view))}", 3000),
+            },
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
                 "text": _cut(
-                    f"*{_slack_link(view.url, one_line(view.title, 300))}*\n{facts}", 3000
+                    f"{_original(view)}*{_slack_link(view.url, one_line(view.title, 300))}*\n{facts}",
+                    3000,
                 ),
             },
         },
@@ -193,6 +215,15 @@ def _slack_alert(view: AlertView) -> dict[str, Any]:
     return {"text": _mrkdwn(subject_for(view)), "blocks": blocks}
 
 
+def _foreign(view: AlertView) -> bool:
+    return (view.lang or "en").split("-")[0].lower() != "en"
+
+
+def _original(view: AlertView) -> str:
+    """``Original headline (Korean): `` before a headline in another language (Slack)."""
+    return f"_Original headline ({language_name(view.lang)}):_ " if _foreign(view) else ""
+
+
 def _run(text: str, **style: Any) -> dict[str, Any]:
     return {"type": "TextRun", "text": text, **style}
 
@@ -234,7 +265,7 @@ _TEAMS_COLOURS = {
 }
 
 
-def _teams_alert(view: AlertView) -> dict[str, Any]:
+def _teams_alert(view: AlertView, latency: Latency | None) -> dict[str, Any]:
     regime = regime_label(view.regime_keys or tuple(r.key for r in view.regimes))
     banner = f"{view.severity.upper()} · {regime}"
     if view.kind == "update":
@@ -243,6 +274,11 @@ def _teams_alert(view: AlertView) -> dict[str, Any]:
     colour = _TEAMS_COLOURS.get(view.severity, "Default")
     body: list[dict[str, Any]] = [
         _rich(_run(banner, weight="Bolder", color=colour)),
+        _rich(_run("What is alleged: ", weight="Bolder"), _run(facts_line(view))),
+    ]
+    if _foreign(view):
+        body.append(_rich(_run(f"Original headline ({language_name(view.lang)}):", isSubtle=True)))
+    body += [
         _rich(_run(one_line(view.title, 300), size="Medium", weight="Bolder")),
         _rich(
             _run(
@@ -255,6 +291,8 @@ def _teams_alert(view: AlertView) -> dict[str, Any]:
             _run(f"Severity {view.severity.upper()}: ", weight="Bolder"), _run(view.severity_reason)
         ),
     ]
+    if latency is not None:
+        body.append(_rich(_run(latency.text(), isSubtle=True)))
     for sentence in view.evidence_sentences[:3]:
         body.append(_rich(_run("» "), _run(one_line(sentence, 400), italic=True)))
     if view.designated:
@@ -284,7 +322,27 @@ def _teams_alert(view: AlertView) -> dict[str, Any]:
     return _card(body, actions)
 
 
-def _alert_dict(view: AlertView) -> dict[str, Any]:
+def _allegation_dict(view: AlertView) -> dict[str, Any] | None:
+    a = view.allegation
+    if a is None:
+        return None
+    data = a.as_dict()
+    data["kind_labels"] = [kind_label(k) for k in a.kinds] if a.kinds is not None else None
+    return data
+
+
+def _latency_dict(latency: Latency | None) -> dict[str, Any] | None:
+    if latency is None:
+        return None
+    return {
+        "sent_at": latency.sent_at.isoformat(),
+        "from_published_seconds": latency.published_seconds,
+        "from_first_seen_seconds": latency.first_seen_seconds,
+        "text": latency.text(),
+    }
+
+
+def _alert_dict(view: AlertView, latency: Latency | None) -> dict[str, Any]:
     return {
         "alert_id": view.alert_id,
         "story_id": view.story_id,
@@ -297,8 +355,12 @@ def _alert_dict(view: AlertView) -> dict[str, Any]:
         "url": safe_http_url(view.url),
         "summary": view.summary,
         "language": view.lang,
+        "facts": facts_line(view),
+        "breach_kinds": kind_phrase(view.allegation),
+        "allegation": _allegation_dict(view),
         "first_seen_at": view.first_seen_at.isoformat(),
         "published_at": view.published_at.isoformat() if view.published_at else None,
+        "latency": _latency_dict(latency),
         "score": round(view.score, 4),
         "threshold": round(view.threshold, 4),
         "model_version": view.model_version,
@@ -333,13 +395,20 @@ def _alert_dict(view: AlertView) -> dict[str, Any]:
     }
 
 
-def payload_for(view: AlertView, fmt: str) -> dict[str, Any]:
-    """The JSON body for one alert in ``fmt`` (slack, teams or json)."""
+def payload_for(view: AlertView, fmt: str, *, sent_at: datetime | None = None) -> dict[str, Any]:
+    """The JSON body for one alert in ``fmt`` (slack, teams or json); with ``sent_at`` (the outbox
+    always gives it) it carries the latency from publication and first sight to sending."""
+    latency = latency_for(view, sent_at)
     if fmt == "teams":
-        return _teams_alert(view)
+        return _teams_alert(view, latency)
     if fmt == "json":
-        return {"type": "sanctions-watch.alert", "version": 1, **_alert_dict(view)}
-    return _slack_alert(view)
+        return {"type": "sanctions-watch.alert", "version": 1, **_alert_dict(view, latency)}
+    return _slack_alert(view, latency)
+
+
+def _digest_latency(alert: AlertView, digest: DigestView) -> str:
+    latency = latency_for(alert, digest.generated_at)
+    return latency.text("this digest") if latency is not None else ""
 
 
 def digest_payload(view: DigestView, fmt: str) -> dict[str, Any]:
@@ -357,7 +426,7 @@ def digest_payload(view: DigestView, fmt: str) -> dict[str, Any]:
                 {
                     "regime": g.regime.key if g.regime else None,
                     "label": g.label,
-                    "alerts": [_alert_dict(a) for a in g.alerts],
+                    "alerts": [_alert_dict(a, latency_for(a, view.generated_at)) for a in g.alerts],
                 }
                 for g in view.groups
             ],
@@ -376,26 +445,34 @@ def digest_payload(view: DigestView, fmt: str) -> dict[str, Any]:
                         ),
                     )
                 )
+                body.append(_rich(_run("What is alleged: ", weight="Bolder"), _run(facts_line(a))))
+                body.append(_rich(_run(_digest_latency(a, view), isSubtle=True)))
         return _card(body, [])
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150)}}
     ]
     for g in view.groups:
         lines = [
-            f"• *{a.severity.upper()}* {_slack_link(a.url, one_line(a.title, 200))}"
-            f" · score {a.score:.2f} · alert {a.alert_id}"
+            f"• *{a.severity.upper()}* {_original(a)}{_slack_link(a.url, one_line(a.title, 200))}"
+            f" · score {a.score:.2f} · alert {a.alert_id}\n"
+            f"    _What is alleged:_ {_mrkdwn(facts_line(a))}\n"
+            f"    {_mrkdwn(_digest_latency(a, view))}"
             for a in g.alerts
         ]
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": _cut(f"*{_mrkdwn(g.label)}*\n" + "\n".join(lines), 3000),
-                },
-            }
-        )
+        # Slack caps a section at 3,000 characters: a long group continues in further sections,
+        # each entry whole (only an entry longer than a section on its own is cut).
+        text = f"*{_mrkdwn(g.label)}*"
+        for line in lines:
+            if len(text) + 1 + len(line) > 3000:
+                blocks.append(_section(text))
+                text = ""
+            text = f"{text}\n{line}" if text else line
+        blocks.append(_section(text))
     return {"text": _mrkdwn(f"{SUBJECT_PREFIX} {title}"), "blocks": blocks[:50]}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, 3000)}}
 
 
 # -------------------------------------------------------------------------------------- sending

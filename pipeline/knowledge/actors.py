@@ -10,6 +10,15 @@ Three sources, one list of :class:`ActorMention` in text order:
   matches are marked ``listed`` and win over a gazetteer match of the same words;
 * vessel names written after a ship word ("the tanker Koti", "M/V Wise Honest",
   "Hong Kong-flagged Lighthouse Winmore", "Sam Jong 2号"); navy ships (USS, HMS, ...) are left out.
+  In Korean, Chinese and Russian text too: a name in Hangul before 호 after a ship word or in quotes
+  before 호 ("유조선 천마산호", "'천마산'호"; "'만리경 1호'" is a satellite), a name in Chinese
+  characters before 号 after a ship word or in quotes before 号 ("油轮“天马山”号", "“天马山”号油轮";
+  "“嫦娥五号”" is a spacecraft), a name in «» or Latin letters after a Russian ship
+  word in any case ("танкер «Коти»", "на танкере Koti"), a Latin name after a Korean or Chinese ship
+  word ("유조선 Koti"). A name not in Latin letters is shown romanised, syllable by syllable for
+  Hangul and Chinese ("Cheon Ma San", UN-list style), letter by letter for Cyrillic (``anyascii``,
+  a table, no model): the facts line stays English; the original is kept as the mention's text.
+  Common nouns that end in 호/号 ("번호" number, "信号" signal, "决议" resolutions) are not names.
 
 A state named only as a flag ("a Panama-flagged tanker", "파나마 선적", "香港籍") is not an actor.
 Strict loading: unknown keys or types, a regime that is not in regimes.yaml, a regime without exactly
@@ -28,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from anyascii import anyascii
 
 from pipeline.errors import ConfigError
 from pipeline.knowledge.gazetteer import Gazetteer
@@ -250,6 +260,102 @@ _NOT_NAMES = frozenset(
     | {"was", "is", "were", "has", "had", "that", "this", "its", "their", "it", "he", "she"}
     | {"they", "which", "who", "said", "says", "would", "could", "will"}
 )
+_HANGUL = "\uac00-\ud7a3"
+_HAN = "\u4e00-\u9fff"
+_OPEN_Q = "[‘'\"“「『《〈]"
+_CLOSE_Q = "[’'\"”」』》〉]"
+_LATIN_NAME = r"[A-Z][A-Za-z0-9'’.-]*(?:[ \t]+[A-Z0-9][A-Za-z0-9'’.-]*)*"
+_KO_SHIP = r"(?:유조선|화물선|선박|어선|운반선|벌크선|산적화물선|컨테이너선|탱커|상선|화물운반선)"
+_ZH_SHIP = r"(?:油轮|油船|货轮|货船|船只|船舶|渔船|散货船|集装箱船|运输船|轮船|油輪|貨輪|貨船|船隻)"
+_RU_SHIP = r"(?:танкер|судн|сухогруз|теплоход|траулер|балкер|контейнеровоз|корабл|барж)\w*"
+_NUM = r"(?:\s?(?P<num>\d{1,3}))?"
+# names written in another script, and Latin names after a ship word of another language
+_SCRIPT_VESSEL_RES = (
+    # 유조선 천마산호, 유조선 천마산 2호 (the name right after the ship word, no space inside)
+    re.compile(rf"{_KO_SHIP}\s*(?P<name>[{_HANGUL}][{_HANGUL}0-9]{{0,9}}?){_NUM}호"),
+    # 북한 선박 '천마산'호, '금진강 3'호 (호 after the quotes: '만리경 1호' is a satellite)
+    re.compile(rf"{_OPEN_Q}(?P<name>[{_HANGUL}][{_HANGUL} ]{{0,14}}?){_NUM}{_CLOSE_Q}\s?호"),
+    # 천마산호(유조선), 천마산호, 유조선
+    re.compile(rf"(?P<name>[{_HANGUL}]{{2,10}}?){_NUM}호\s*[(,]\s*(?:[{_HANGUL}]+\s)?{_KO_SHIP}"),
+    # 油轮“天马山”号, 油轮天马山号
+    re.compile(rf"{_ZH_SHIP}{_OPEN_Q}?(?P<name>[{_HAN}]{{2,8}}?){_NUM}{_CLOSE_Q}?号"),
+    # “天马山”号油轮, “天马山”号 (号 after the quotes: “嫦娥五号” is a spacecraft)
+    re.compile(rf"{_OPEN_Q}(?P<name>[{_HAN}]{{2,8}}?){_NUM}{_CLOSE_Q}号"),
+    # танкер «Коти», судно под названием «Вайз Онест», на танкере Koti
+    re.compile(
+        rf"(?i:{_RU_SHIP})\s+(?:(?i:под названием)\s+)?"
+        rf"(?:[«\"“„](?P<name>[^»\"”“\n]{{2,40}})[»\"”“]|(?P<latin>{_LATIN_NAME}))"
+    ),
+    # 유조선 Koti, 油轮 Koti
+    re.compile(rf"(?:{_KO_SHIP}|{_ZH_SHIP})\s*(?P<latin>{_LATIN_NAME})"),
+)
+# a name followed by 호 / 号 that ends so is a common noun ("식별번호" identification number)
+_NOT_SHIP_ENDINGS = (
+    "번호", "보호", "신호", "구호", "선호", "환호", "옹호", "암호", "부호", "기호", "칭호", "간호",
+    "애호", "수호", "비호", "信号", "编号", "型号", "口号", "称号", "账号", "记号", "暗号", "信號",
+)  # fmt: skip
+_NOT_IN_SHIP_NAMES = ("决议", "決議", "第", "号码")
+
+
+def romanise(name: str) -> str:
+    """``천마산`` → ``Cheon Ma San``, ``天马山`` → ``Tian Ma Shan``, ``Вайз Онест`` → ``Vayz Onest``;
+    Latin text unchanged. Hangul and Chinese syllable by syllable (the UN list writes Korean ship
+    names so: "CHON MA SAN"), digits kept as a word."""
+    words: list[str] = []
+    current = ""
+    for ch in name:
+        syllable = "\uac00" <= ch <= "\ud7a3" or "\u4e00" <= ch <= "\u9fff"
+        if syllable or ch.isspace():
+            if current:
+                words.append(current)
+                current = ""
+            if syllable:
+                words.append(anyascii(ch).capitalize())
+            continue
+        current += ch
+    if current:
+        words.append(current)
+    return " ".join(w if w.isascii() else anyascii(w) for w in words).strip()
+
+
+def _latin_name(name: str) -> str:
+    words = name.split()
+    while words and words[-1].casefold() in _NOT_NAMES:
+        words.pop()
+    if not words or words[0].casefold() in _NOT_NAMES:
+        return ""
+    clean = " ".join(words[:_MAX_WORDS]).rstrip(".,'’")
+    return clean if len(clean) >= 3 else ""
+
+
+def _script_vessels(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, original, romanised) of vessel names in Korean, Chinese and Russian text."""
+    out = []
+    for pattern in _SCRIPT_VESSEL_RES:
+        for m in pattern.finditer(text):
+            group = "latin" if m.groupdict().get("latin") else "name"
+            start = m.start(group)
+            if group == "latin":
+                original = _latin_name(m.group(group))
+                end = start + len(original)
+            else:
+                num = m.groupdict().get("num")
+                end = m.end("num") if num else m.end("name")
+                original = text[start:end].strip()
+                end = start + len(original)
+                compact = original.replace(" ", "")
+                if (
+                    len(compact) < 2
+                    or compact.isdigit()
+                    or any((compact + t).endswith(w) for t in "호号" for w in _NOT_SHIP_ENDINGS)
+                    or any(w in compact for w in _NOT_IN_SHIP_NAMES)
+                ):
+                    continue
+            if original:
+                out.append((start, end, original, romanise(original)))
+    return out
+
+
 _NAVY = re.compile(r"^(?:USS|USNS|USCGC|HMS|HMAS|HMCS|FS|INS|ITS|JS|ROKS|HNLMS)\b")
 _MAX_WORDS = 4
 
@@ -275,6 +381,11 @@ def find_vessels(text: str, taken: Sequence[tuple[int, int]] = ()) -> list[Actor
                 continue
             actor = Actor(id=f"vessel:{clean.casefold()}", name=clean, type="vessel")
             found.setdefault((start, end), ActorMention(actor, start, end, clean))
+    for start, end, original, name in _script_vessels(text):
+        if _NAVY.match(name) or any(s < end and start < e for s, e in taken):
+            continue
+        actor = Actor(id=f"vessel:{name.casefold()}", name=name, type="vessel")
+        found.setdefault((start, end), ActorMention(actor, start, end, original))
     kept: list[ActorMention] = []
     for mention in sorted(found.values(), key=lambda v: (v.start, -(v.end - v.start))):
         if not any(k.start < mention.end and mention.start < k.end for k in kept):

@@ -287,6 +287,10 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # Whole seconds from the lead's publication / our first sight to ``sent_at``, as the message
+    # showed them (migration 0006); NULL until sent, for digests, and published when not given.
+    latency_published_s: Mapped[int | None] = mapped_column(Integer)
+    latency_first_seen_s: Mapped[int | None] = mapped_column(Integer)
 
 
 class Notice(Base):

@@ -34,8 +34,9 @@ SMALL = ("arms-transfer", "cyber-theft", "banned-launch")  # vocabulary order
 
 @pytest.fixture(scope="module")
 def small_tagger(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A tagger over three kinds, trained on the DPRK file's positives (2 folds, one C)."""
-    items = load_items([ROOT / "data" / "corpus" / "dprk.jsonl"])
+    """A tagger over three kinds, trained on the DPRK files' positives (2 folds, one C)."""
+    corpus = ROOT / "data" / "corpus"
+    items = load_items([corpus / "dprk.jsonl", corpus / "round6_kinds.jsonl"])
     labelled, _ = kind_items(items)
     train = [i for i in labelled if set(i["breach_kinds"]) <= set(SMALL)]
     directory = tmp_path_factory.mktemp("kinds")

@@ -24,7 +24,7 @@ EXAMPLES = ROOT / "docs" / "examples"
 HEADLINES = {
     "alert.html": "Tanker seen in ship-to-ship transfer with North Korean vessel off Zhoushan",
     "update.html": "UPDATE to alert on story 17",
-    "digest.html": "3 stories for 2026-03-15",
+    "digest.html": "4 stories for 2026-03-15",
 }
 SIZES = {"phone": (390, 844), "desktop": (1280, 900)}
 CHROMIUM = next(

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from pipeline.deliver.webhook import WebhookPolicy, WebhookSender, choose_format
 from pipeline.errors import DeliveryError
-from pipeline.jobs import Runtime, deliver, record_alerts
+from pipeline.jobs import Runtime, compose_digests, deliver, record_alerts
 from pipeline.store.schema import Delivery, Notice
 
 HOSTILE_TITLE = "Arms seized <!channel> <script>alert(1)</script> <javascript:alert(1)|click here> & [x](https://evil.example)"
@@ -129,7 +129,8 @@ def test_slack_payload_escapes_feed_text(make_config, db_url: str, hook_server) 
         and "<script>" not in raw
     )
     assert "&lt;!channel&gt;" in raw and "&amp;" in raw
-    section = body["blocks"][1]["text"]["text"]
+    assert body["blocks"][1]["text"]["text"].startswith("*What is alleged:* Kind: ")
+    section = body["blocks"][2]["text"]["text"]
     assert section.startswith(
         "*<https://wire.example/a?x=1%7Cy|Arms seized &lt;!channel&gt;"
     )  # one safe link
@@ -299,7 +300,7 @@ def test_webhook_digest(make_config, sqlite_url: str, hook_server) -> None:
     record_alerts(rt, now=NOW)
     assert deliver(rt, now=NOW)["sent"] == 0
     morning = NOW.replace(hour=7, minute=5) + timedelta(days=1)
-    assert record_alerts(rt, now=morning)["digests_new"] == 1
+    assert compose_digests(rt, now=morning)["digests_new"] == 1
     assert deliver(rt, now=morning)["webhook_sent"] == 1
     body = hook.requests[0]["body"]
     assert body["text"].startswith("[sanctions-watch] Daily digest 2026-11-28 · 2 stories")
@@ -385,4 +386,73 @@ def test_crash_points_surround_the_webhook_send(
     assert len({r["headers"]["Idempotency-Key"] for r in hook.requests}) == 1
     with rt.sessions() as s:
         assert s.scalars(select(Delivery.status)).one() == "sent"
+    rt.close()
+
+
+KOREAN_TITLE = '북한, 나진항서 러시아에 포탄 컨테이너 300여 개 보내…정부 "안보리 결의 위반"'
+KOREAN = (
+    "정부 소식통은 15일 위성사진 분석 결과 북한이 러시아에 포탄과 탄약이 담긴 컨테이너 약 300개를 "
+    "보냈다고 밝혔다. 컨테이너는 나진항에서 블라디보스토크로 옮겨졌다."
+)
+
+
+def test_json_webhook_carries_facts_kinds_and_the_latency_it_records(
+    make_config, db_url: str, hook_server
+) -> None:
+    """A Korean story through the JSON webhook: the English facts line and the kinds are in the body,
+    the latency is counted to the send that succeeded (a retried row shows the later figure), and
+    the delivery row records exactly the figures the body shows."""
+    base, hook = hook_server
+    rt = hook_runtime(make_config, db_url, base + "/hook", fmt="json")
+    add_article(
+        rt, feed="daily", title=KOREAN_TITLE, summary=KOREAN, url="https://daily.example/ko/1",
+        lang="ko",
+    )  # fmt: skip
+    record_alerts(rt, now=NOW)
+    hook.replies.append((503, {}, b"busy"))
+    assert deliver(rt, now=NOW + timedelta(minutes=2))["retried"] == 1
+    with rt.sessions() as s:
+        row = s.scalars(select(Delivery)).one()
+        assert (row.latency_published_s, row.latency_first_seen_s) == (None, None)
+    sent_at = NOW + timedelta(hours=2, minutes=5)
+    assert deliver(rt, now=sent_at)["webhook_sent"] == 1
+    first, second = (r["body"] for r in hook.requests)
+    assert first["latency"]["from_first_seen_seconds"] == 120  # what the failed attempt said
+    body = second
+    assert body["facts"].startswith("Kind: arms transfer · Regime: DPRK")
+    assert "Who: North Korea → Russia" in body["facts"] and "Rajin" in body["facts"]
+    assert body["allegation"]["kinds"] == ["arms-transfer"]
+    assert body["allegation"]["kind_labels"] == ["arms transfer"]
+    assert body["breach_kinds"] == "arms transfer" and body["title"] == KOREAN_TITLE
+    # builders.add_article: published 30 min before first sight (NOW)
+    assert body["latency"] == {
+        "sent_at": sent_at.isoformat(),
+        "from_published_seconds": (2 * 3600 + 35 * 60),
+        "from_first_seen_seconds": (2 * 3600 + 5 * 60),
+        "text": "Published 2 h 35 min before this alert was sent; first seen by us 2 h 5 min before.",
+    }
+    with rt.sessions() as s:
+        row = s.scalars(select(Delivery)).one()
+        assert row.status == "sent" and row.sent_at == sent_at
+        assert (row.latency_published_s, row.latency_first_seen_s) == (9300, 7500)
+    rt.close()
+
+
+@pytest.mark.parametrize("fmt", ["slack", "teams"])
+def test_chat_webhooks_show_the_english_facts_line_and_latency(
+    make_config, sqlite_url: str, hook_server, fmt: str
+) -> None:
+    base, hook = hook_server
+    rt = hook_runtime(make_config, sqlite_url, base + "/hook", fmt=fmt)
+    add_article(
+        rt, feed="daily", title=KOREAN_TITLE, summary=KOREAN, url="https://daily.example/ko/1",
+        lang="ko",
+    )  # fmt: skip
+    record_alerts(rt, now=NOW)
+    assert deliver(rt, now=NOW + timedelta(minutes=4))["webhook_sent"] == 1
+    raw = json.dumps(hook.requests[0]["body"], ensure_ascii=False)
+    assert "What is alleged:" in raw and "Kind: arms transfer · Regime: DPRK" in raw
+    assert "North Korea → Russia" in raw
+    assert "Original headline (Korean)" in raw
+    assert "Published 34 min before this alert was sent; first seen by us 4 min before." in raw
     rt.close()
