@@ -1,11 +1,22 @@
-"""The model registry: versioned artefacts under ``models/``, verified before they are served.
+"""The model registry: versioned artefacts in a model store, verified before they are served.
 
-Layout::
+Layout of a store (and of the shipped ``models/`` folder)::
 
-    models/registry.json          {"active": "<version>", "promotions": [...], "history": [...]}
-    models/<version>/model.skops  the estimator, in skops' safe format (never pickle)
-    models/<version>/metadata.json
-    models/<version>/MODEL_CARD.md
+    <store>/registry.json          {"active": "<version>", "promotions": [...], "history": [...]}
+    <store>/<version>/model.skops  the estimator, in skops' safe format (never pickle)
+    <store>/<version>/metadata.json
+    <store>/<version>/MODEL_CARD.md
+
+Two places, one registry (:class:`~pipeline.config.records.ModelLocations`, the ``model_store`` and
+``model_dir`` settings): the **model store** (``var/models/`` by default, or an fsspec URL such as
+``s3://bucket/models``) is where ``train`` writes versions and where the registry is written; the
+**shipped** folder ``models/`` is read-only and is the fallback: while the store has no
+``registry.json`` the shipped one is in force, and the first promotion or rollback copies it into the
+store (so its promotion history, and the shipped default as the rollback target, carry over). A
+version is looked up in the store first, then in the shipped folder. Every function here also takes a
+plain folder, which is then both store and the only place. A version in a URL store is copied to a
+local cache before it is verified and loaded; it is written locally first and uploaded file by file,
+``metadata.json`` last, so a half-uploaded version has no metadata and is never listed.
 
 The loader refuses a file whose SHA-256, scikit-learn version or feature schema does not match its
 metadata, or that holds a type outside :data:`ALLOWED_TYPES`; :func:`load_active` then falls back to the
@@ -39,19 +50,24 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.classify.model import FEATURE_SCHEMA, LEGACY_SCHEMA, SUPPORTED_SCHEMAS, TextModel
+from pipeline.config.records import ModelLocations
 from pipeline.errors import GateError, ModelError
 
 __all__ = [
     "ALLOWED_TYPES",
     "GateVerdict",
     "ModelInfo",
+    "Where",
     "list_models",
     "load_active",
     "load_version",
     "promote",
     "promotion_history",
+    "publish",
     "rollback",
     "save_model",
+    "store_label",
+    "writable_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,12 +108,17 @@ ALLOWED_TYPES = frozenset(
 )
 
 
+# A model store with its shipped fallback (the config's ``model_dir``), or one plain folder.
+Where = Path | ModelLocations
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     version: str
     path: Path
     metadata: Mapping[str, Any]
     active: bool
+    place: str = "store"  # "store" or "shipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +200,198 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
         raise
 
 
-def _read_registry(model_dir: Path) -> dict[str, Any]:
-    path = model_dir / REGISTRY_FILE
-    if not path.exists():
+def _parse_registry(raw: bytes | None, where: str) -> dict[str, Any]:
+    if raw is None:
         return {"active": None, "history": []}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelError(f"{path}: unreadable registry: {err}") from err
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ModelError(f"{where}: unreadable registry: {err}") from err
     if not isinstance(data, dict) or "history" not in data:
-        raise ModelError(f"{path}: not a registry file (no 'history')")
+        raise ModelError(f"{where}: not a registry file (no 'history')")
     return data
+
+
+def _read_local(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise ModelError(f"{path}: unreadable registry: {err}") from err
+
+
+class _Store:
+    """One model store (a folder or an fsspec URL) and its read-only shipped fallback."""
+
+    def __init__(self, where: Where) -> None:
+        if isinstance(where, ModelLocations):
+            location, shipped, cache = where.store, where.shipped, where.cache
+        else:
+            location, shipped, cache = str(where), None, Path(where) / ".cache"
+        self.label = location
+        self.url = location if "://" in location else None
+        self.root = None if self.url else Path(location)
+        self.cache = cache
+        if self.root is not None and shipped is not None and _same(self.root, shipped):
+            shipped = None  # the store is the shipped folder: one place
+        self.shipped = shipped
+        self.fs: Any = None
+        self.base = ""
+        if self.url:
+            try:
+                import fsspec  # type: ignore[import-untyped]
+            except ImportError as err:  # installed with Airflow; a plain install may lack it
+                raise ModelError(
+                    f"model store {self.url}: a URL store needs fsspec (pip install fsspec)"
+                ) from err
+            try:
+                self.fs, self.base = fsspec.core.url_to_fs(self.url)
+            except (ImportError, ValueError) as err:
+                raise ModelError(
+                    f"model store {self.url}: no fsspec backend for it ({err}); install the "
+                    "matching package (s3fs, gcsfs, adlfs) or use a folder"
+                ) from err
+            self.base = self.base.rstrip("/")
+
+    # -- the registry file -------------------------------------------------------------------
+    def _store_registry_raw(self) -> bytes | None:
+        if self.root is not None:
+            return _read_local(self.root / REGISTRY_FILE)
+        path = f"{self.base}/{REGISTRY_FILE}"
+        try:
+            return bytes(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise ModelError(f"{self.url}/{REGISTRY_FILE}: unreadable registry: {err}") from err
+
+    def read_registry(self) -> dict[str, Any]:
+        """The store's registry; while it has none, the shipped one (marked ``inherited``)."""
+        raw = self._store_registry_raw()
+        if raw is not None or self.shipped is None:
+            return _parse_registry(raw, f"{self.label}/{REGISTRY_FILE}")
+        path = self.shipped / REGISTRY_FILE
+        data = _parse_registry(_read_local(path), str(path))
+        return {**data, "inherited_from": str(self.shipped)}
+
+    def write_registry(self, data: Mapping[str, Any]) -> None:
+        clean = {k: v for k, v in data.items() if k != "inherited_from"}
+        if self.root is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(self.root / REGISTRY_FILE, clean)
+            return
+        body = json.dumps(clean, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        self.fs.pipe_file(f"{self.base}/{REGISTRY_FILE}", body.encode("utf-8"))
+
+    # -- versions ----------------------------------------------------------------------------
+    def in_store(self, version: str) -> bool:
+        if self.root is not None:
+            return (self.root / version).is_dir()
+        return bool(self.fs.exists(f"{self.base}/{version}/metadata.json"))
+
+    def local_dir(self, version: str) -> Path:
+        """A local folder holding ``version``: the store's, a cached copy of a URL store's, or the
+        shipped one. :class:`ModelError` when it is in neither place."""
+        if not version or "/" in version or version.startswith("."):
+            raise ModelError(f"model {version!r}: not a version name")
+        if self.root is not None and (self.root / version).is_dir():
+            return self.root / version
+        if self.url and self.in_store(version):
+            return self._fetch(version)
+        if self.shipped is not None and (self.shipped / version).is_dir():
+            return self.shipped / version
+        where = self.label if self.shipped is None else f"{self.label} nor in {self.shipped}"
+        first = self.root / version if self.root is not None and self.shipped is None else None
+        if first is not None:
+            raise ModelError(f"model {version}: no folder {first}")
+        raise ModelError(f"model {version}: no folder for it in {where}")
+
+    def _fetch(self, version: str) -> Path:
+        digest = hashlib.sha256(self.label.encode("utf-8")).hexdigest()[:12]
+        target = self.cache / digest / version
+        if (target / "metadata.json").is_file():
+            return target  # versions never change; load_version checks the hash anyway
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}."))
+        try:
+            for remote in self.fs.ls(f"{self.base}/{version}", detail=False):
+                name = str(remote).rstrip("/").rsplit("/", 1)[-1]
+                self.fs.get_file(remote, str(tmp / name))
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    def versions(self) -> list[tuple[str, str]]:
+        """(version, place) for every version in the store, then those only shipped."""
+        found: list[tuple[str, str]] = []
+        if self.root is not None and self.root.is_dir():
+            found += [(p.name, "store") for p in self.root.iterdir() if _is_version(p)]
+        elif self.url and self.fs.exists(self.base):
+            for entry in self.fs.ls(self.base, detail=False):
+                name = str(entry).rstrip("/").rsplit("/", 1)[-1]
+                if not name.startswith(".") and self.fs.exists(f"{entry}/metadata.json"):
+                    found.append((name, "store"))
+        seen = {v for v, _ in found}
+        if self.shipped is not None and self.shipped.is_dir():
+            found += [
+                (p.name, "shipped")
+                for p in self.shipped.iterdir()
+                if _is_version(p) and p.name not in seen
+            ]
+        return sorted(found)
+
+    def writable_dir(self) -> Path:
+        """Where a new version is written: the store folder, or a local staging folder for a URL
+        store (then :meth:`publish`)."""
+        if self.root is not None:
+            return self.root
+        digest = hashlib.sha256(self.label.encode("utf-8")).hexdigest()[:12]
+        return self.cache / digest
+
+    def publish(self, version: str) -> None:
+        """Upload a version written to :meth:`writable_dir` (a no-op for a folder store);
+        ``metadata.json`` last, so a half-uploaded version is never listed or loaded."""
+        if self.root is not None:
+            return
+        local = self.writable_dir() / version
+        files = sorted(local.iterdir(), key=lambda p: p.name == "metadata.json")
+        for path in files:
+            self.fs.put_file(str(path), f"{self.base}/{version}/{path.name}")
+        log.info("uploaded model %s to %s", version, self.url)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _is_version(path: Path) -> bool:
+    return path.is_dir() and not path.name.startswith(".")
+
+
+def _read_registry(where: Where) -> dict[str, Any]:
+    return _Store(where).read_registry()
+
+
+def store_label(where: Where) -> str:
+    """The model store's folder or URL, for messages."""
+    return _Store(where).label
+
+
+def writable_dir(where: Where) -> Path:
+    """The local folder ``train`` writes a new version into (then :func:`publish` it)."""
+    return _Store(where).writable_dir()
+
+
+def publish(where: Where, version: str) -> None:
+    """Make a version written into :func:`writable_dir` visible in the store (uploads it to a URL
+    store; nothing to do for a folder)."""
+    _Store(where).publish(version)
 
 
 def _replay(history: list[dict[str, Any]]) -> list[str]:
@@ -224,7 +426,7 @@ def _promotions(registry: Mapping[str, Any]) -> list[str]:
     return stack
 
 
-def promotion_history(model_dir: Path) -> list[str]:
+def promotion_history(model_dir: Where) -> list[str]:
     """The versions :func:`rollback` would step back through: the active one last."""
     return _promotions(_read_registry(model_dir))
 
@@ -284,14 +486,13 @@ def save_model(
     return final
 
 
-def load_version(model_dir: Path, version: str, *, embed_workers: int = 1) -> TextModel:
-    """Load one version after verifying hash, library version, schema and types against metadata."""
+def load_version(model_dir: Where, version: str, *, embed_workers: int = 1) -> TextModel:
+    """Load one version (from the store, else the shipped folder) after verifying hash, library
+    version, schema and types against metadata."""
     import sklearn
     import skops.io as sio
 
-    vdir = model_dir / version
-    if not vdir.is_dir():
-        raise ModelError(f"model {version}: no folder {vdir}")
+    vdir = _Store(model_dir).local_dir(version)
     meta = _read_metadata(vdir)
     path = vdir / str(meta.get("model_file", MODEL_FILE))
     if not path.is_file():
@@ -368,7 +569,7 @@ def load_version(model_dir: Path, version: str, *, embed_workers: int = 1) -> Te
 
 
 def load_active(
-    model_dir: Path, *, threshold: float | None = None, embed_workers: int = 1
+    model_dir: Where, *, threshold: float | None = None, embed_workers: int = 1
 ) -> TextModel:
     """The active model; if it is refused, the most recent earlier promotion that loads (never a
     version that was rolled back)."""
@@ -379,7 +580,8 @@ def load_active(
             candidates.append(v)
     if not candidates:
         raise ModelError(
-            f"no model is active in {model_dir}; train one with `sanctions-watch train`"
+            f"no model is active in {store_label(model_dir)}; "
+            "train one with `sanctions-watch train`"
         )
     errors: list[str] = []
     for version in candidates:
@@ -397,22 +599,23 @@ def load_active(
     raise ModelError("no servable model: " + "; ".join(errors))
 
 
-def list_models(model_dir: Path) -> list[ModelInfo]:
-    registry = _read_registry(model_dir)
+def list_models(model_dir: Where) -> list[ModelInfo]:
+    """Every version in the store, then those only in the shipped folder (``place`` says which)."""
+    store = _Store(model_dir)
+    registry = store.read_registry()
     out: list[ModelInfo] = []
-    if not model_dir.is_dir():
-        return out
-    for vdir in sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for version, place in store.versions():
         try:
+            vdir = store.local_dir(version)
             meta = _read_metadata(vdir)
         except ModelError as err:
-            meta = {"error": str(err)}
-        out.append(ModelInfo(vdir.name, vdir, meta, vdir.name == registry.get("active")))
+            vdir, meta = Path(version), {"error": str(err)}
+        out.append(ModelInfo(version, vdir, meta, version == registry.get("active"), place))
     return out
 
 
 def promote(
-    model_dir: Path, version: str, *, now: datetime, verdict: GateVerdict, actor: str = "cli"
+    model_dir: Where, version: str, *, now: datetime, verdict: GateVerdict, actor: str = "cli"
 ) -> None:
     """Make ``version`` active after checking that it loads and that ``verdict`` (the quality gate's,
     for this version) allows it; pushed onto the promotion history, the verdict recorded with it.
@@ -439,7 +642,8 @@ def promote(
             verdict.reason,
         )
     load_version(model_dir, version)
-    registry = _read_registry(model_dir)
+    store = _Store(model_dir)
+    registry = store.read_registry()
     previous = registry.get("active")
     stack = _promotions(registry)
     if not stack or stack[-1] != version:
@@ -456,21 +660,22 @@ def promote(
             "gate": verdict.as_dict(),
         }
     )
-    _write_json_atomic(model_dir / REGISTRY_FILE, registry)
-    log.info("promoted model %s (was %s)", version, previous)
+    store.write_registry(registry)
+    log.info("promoted model %s (was %s) in %s", version, previous, store.label)
 
 
-def rollback(model_dir: Path, *, now: datetime, actor: str = "cli") -> str:
+def rollback(model_dir: Where, *, now: datetime, actor: str = "cli") -> str:
     """Step back one promotion: pop the active version off the promotion history and re-activate
     the one promoted before it (after checking that it loads); returns it. Each call steps further
     back; :class:`ModelError` when there is no earlier promotion."""
-    registry = _read_registry(model_dir)
+    store = _Store(model_dir)
+    registry = store.read_registry()
     current = registry.get("active")
     stack = _promotions(registry)
     if len(stack) < 2:
         raise ModelError(
             f"nothing to roll back to: {current or 'no version'} is the first promotion "
-            f"in {model_dir / REGISTRY_FILE}"
+            f"in {store.label}/{REGISTRY_FILE}"
         )
     stack.pop()
     version = stack[-1]
@@ -486,6 +691,6 @@ def rollback(model_dir: Path, *, now: datetime, actor: str = "cli") -> str:
             "by": actor,
         }
     )
-    _write_json_atomic(model_dir / REGISTRY_FILE, registry)
+    store.write_registry(registry)
     log.info("rolled back from %s to %s", current, version)
     return version

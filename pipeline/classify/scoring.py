@@ -71,11 +71,11 @@ def score_batch(
 _WORKER: tuple[TextModel, RegimeBook] | None = None
 
 
-def _init_worker(model_dir: str, version: str, threshold: float, regimes_path: str) -> None:
+def _init_worker(model_dir: Any, version: str, threshold: float, regimes_path: str) -> None:
     global _WORKER
     from pipeline.classify.registry import load_version
 
-    model = load_version(Path(model_dir), version, embed_workers=1)
+    model = load_version(model_dir, version, embed_workers=1)  # a folder or ModelLocations
     model.threshold = threshold
     _WORKER = (model, load_regimes(regimes_path))
 
@@ -95,7 +95,7 @@ def _score_in_worker(items: list[dict[str, Any]]) -> list[str]:
 class BatchScorer:
     """Scores batches in this process, or in ``processes`` worker processes (same order out)."""
 
-    def __init__(self, model: TextModel, regimes: RegimeBook, *, model_dir: Path,
+    def __init__(self, model: TextModel, regimes: RegimeBook, *, model_dir: Any,
                  regimes_path: Path, processes: int = 1) -> None:  # fmt: skip
         self.model, self.regimes = model, regimes
         self.pool: ProcessPoolExecutor | None = None
@@ -105,7 +105,7 @@ class BatchScorer:
                 processes,
                 mp_context=mp.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(str(model_dir), model.version, model.threshold, str(regimes_path)),
+                initargs=(model_dir, model.version, model.threshold, str(regimes_path)),
             )
 
     def warm_up(self) -> None:

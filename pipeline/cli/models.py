@@ -92,6 +92,8 @@ def promote_gated(args: argparse.Namespace, config: Any, version: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train a new version into the model store (``model_store``; uploaded when it is a URL)."""
+    from pipeline.classify.registry import publish, writable_dir
     from pipeline.training.corpus import training_items
     from pipeline.training.train import train_model
 
@@ -100,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = training_items(corpus, test)
     result = train_model(
         train,
-        model_dir=config.model_dir,
+        model_dir=writable_dir(config.model_dir),
         now=now_utc(),
         test=test or None,
         candidates=args.candidates or None,
@@ -108,6 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         repo_root=REPO,
         embed_workers=args.embed_workers or 2,
     )
+    publish(config.model_dir, result.version)
     out = {
         "version": result.version,
         "chosen": result.chosen,
@@ -188,18 +191,24 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from pipeline.classify.registry import list_models, promotion_history, rollback
+    from pipeline.classify.registry import list_models, promotion_history, rollback, store_label
 
     config = config_from_args(args)
     if args.models_command == "list":
+        shipped = getattr(config.model_dir, "shipped", None)
+        print(
+            f"model store: {store_label(config.model_dir)}"
+            + (f" (shipped: {shipped})" if shipped else "")
+        )
         for info in list_models(config.model_dir):
             if info.version == "kinds":  # the breach-kind tagger's own registry: `kinds`
                 continue
             m = info.metadata
             test = (m.get("test_metrics") or {}).get("overall") or {}
             print(
-                f"{'*' if info.active else ' '} {info.version:<45} {m.get('candidate', '?'):<22} "
-                f"threshold {m.get('threshold', '?')}  test F1 {test.get('f1', '-')}  PR-AUC {test.get('pr_auc', '-')}"
+                f"{'*' if info.active else ' '} {info.version:<45} {info.place:<7} "
+                f"{m.get('candidate', '?'):<22} threshold {m.get('threshold', '?')}  "
+                f"test F1 {test.get('f1', '-')}  PR-AUC {test.get('pr_auc', '-')}"
             )
         history = promotion_history(config.model_dir)
         if history:
@@ -209,8 +218,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     elif args.models_command == "show":
         found = {i.version: i for i in list_models(config.model_dir)}.get(args.version)
         if found is None:
-            raise SanctionsWatchError(f"no model {args.version} in {config.model_dir}")
-        print_json({"active": found.active, **found.metadata})
+            raise SanctionsWatchError(
+                f"no model {args.version} in {store_label(config.model_dir)} "
+                "nor among the shipped models"
+            )
+        print_json({"active": found.active, "place": found.place, **found.metadata})
     elif args.models_command == "promote":
         promote_gated(args, config, args.version)
     else:
@@ -218,10 +230,34 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def promote_tagger_gated(args: argparse.Namespace, kinds_dir: Path, version: str) -> None:
+    """Promote tagger ``version`` through the tagger gate; a refusal raises :class:`GateError`
+    naming every failure (printed by :func:`main`, exit code 2)."""
+    from pipeline.training.kinds_gate import promote_tagger_through_gate
+
+    forced_by, reason = override(args)
+    verdict = promote_tagger_through_gate(
+        kinds_dir,
+        version,
+        now=now_utc(),
+        test_path=Path(args.gate_test),
+        baseline_path=Path(args.kinds_baseline),
+        forced_by=forced_by,
+        reason=reason,
+    )
+    if verdict.passed:
+        print(f"tagger gate passed (macro-F1 {verdict.metrics.get('macro_f1')})")
+        print(f"promoted tagger {version}")
+    else:
+        for failure in verdict.failures:
+            print(f"TAGGER GATE FAILED (overridden): {failure}")
+        print(f"promoted tagger {version}, forced by {forced_by}: {reason}")
+
+
 def cmd_kinds(args: argparse.Namespace) -> int:
     """The breach-kind tagger: ``train`` a new version (grouped CV, then measured on the frozen split
     and the hold-out), ``evaluate`` the active one (or ``--model``) on labelled files, ``promote``."""
-    from pipeline.classify.kinds import KINDS_DIR, load_active_tagger, load_tagger, promote_tagger
+    from pipeline.classify.kinds import KINDS_DIR, load_active_tagger, load_tagger
     from pipeline.training.corpus import load_items, training_items
     from pipeline.training.kinds import evaluate_tagger, format_tagger_report, train_tagger
 
@@ -250,12 +286,10 @@ def cmd_kinds(args: argparse.Namespace) -> int:
                 print(f"\n{name}")
                 print(format_tagger_report(report))
         if args.promote:
-            promote_tagger(kinds_dir, result.version, now=now_utc())
-            print(f"promoted tagger {result.version}")
+            promote_tagger_gated(args, kinds_dir, result.version)
         return 0
     if args.kinds_command == "promote":
-        promote_tagger(kinds_dir, args.version, now=now_utc())
-        print(f"promoted tagger {args.version}")
+        promote_tagger_gated(args, kinds_dir, args.version)
         return 0
     tagger = load_tagger(kinds_dir, args.model) if args.model else load_active_tagger(kinds_dir)
     reports = {}

@@ -7,16 +7,18 @@
 (:class:`GateError`). The one bypass is an explicit override naming who forces it and why
 (``--force --by NAME --reason TEXT``): it is logged as a warning and recorded, with the failures it
 overrode, in the registry's history. ``train --promote``, ``models promote`` and the retraining DAG
-all call :func:`promote_through_gate`.
+all call :func:`promote_through_gate`. A caller may add failures of its own (``extra_failures``: the
+retraining run's flagged label batch); they refuse the promotion exactly like the baseline's.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.classify.registry import GateVerdict, load_version, promote
+from pipeline.classify.registry import GateVerdict, Where, load_version, promote
 from pipeline.errors import GateError
 from pipeline.training.gate import check_gate, evaluate_frozen, load_baseline
 
@@ -26,13 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def gate_verdict(
-    model_dir: Path,
+    model_dir: Where,
     version: str,
     *,
     test_path: Path,
     baseline_path: Path,
     forced_by: str | None = None,
     reason: str | None = None,
+    extra_failures: Sequence[str] = (),
 ) -> GateVerdict:
     """The gate's verdict on ``version``: every failure against the baseline, and the override if one
     was given (an override needs both a name and a reason, else :class:`GateError`)."""
@@ -48,14 +51,14 @@ def gate_verdict(
         close = getattr(model.embedder, "close", None)  # embedding worker processes, if any
         if close is not None:
             close()
-    failures = tuple(check_gate(report, baseline))
+    failures = (*check_gate(report, baseline), *extra_failures)
     overall = report.get("overall", {})
     metrics = {k: overall.get(k) for k in ("f1", "pr_auc", "precision", "recall") if k in overall}
     return GateVerdict(version, failures, forced_by, reason, metrics)
 
 
 def promote_through_gate(
-    model_dir: Path,
+    model_dir: Where,
     version: str,
     *,
     now: datetime,
@@ -64,6 +67,7 @@ def promote_through_gate(
     actor: str = "cli",
     forced_by: str | None = None,
     reason: str | None = None,
+    extra_failures: Sequence[str] = (),
 ) -> GateVerdict:
     """Gate ``version`` and promote it if the gate passes (or is explicitly forced); returns the
     verdict. Raises :class:`GateError` listing every failure when it is refused."""
@@ -74,6 +78,7 @@ def promote_through_gate(
         baseline_path=baseline_path,
         forced_by=forced_by,
         reason=reason,
+        extra_failures=extra_failures,
     )
     promote(model_dir, version, now=now, verdict=verdict, actor=forced_by or actor)
     if verdict.passed:

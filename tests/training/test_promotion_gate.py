@@ -52,9 +52,12 @@ def setup(built, tmp_path: Path, make_config) -> dict[str, object]:
     models, test_dir, version = built
     copy = tmp_path / "models"
     shutil.copytree(models, copy)
-    config = make_config(model_dir=copy)
+    store = tmp_path / "store"  # the CLI writes the registry to the model store, never to models/
+    config = make_config(model_dir=copy, settings={"model_store": str(store)})
     return {
         "models": copy,
+        "store": store,
+        "config": config,
         "test": test_dir,
         "version": version,
         "strict": _baseline(tmp_path / "strict.json", test_dir, 0.999),
@@ -73,7 +76,7 @@ def test_models_promote_of_a_version_failing_the_gate_is_refused_with_the_reason
     assert "refused by the quality gate" in err
     assert "overall f1" in err and "overall pr_auc" in err  # every failure, not only the first
     assert "below the pinned minimum 0.999" in err
-    assert not (setup["models"] / "registry.json").exists()  # nothing became active
+    assert not (setup["store"] / "registry.json").exists()  # nothing became active
 
 
 def test_models_promote_of_a_version_passing_the_gate_records_the_verdict(setup, run_cli) -> None:
@@ -81,8 +84,9 @@ def test_models_promote_of_a_version_passing_the_gate_records_the_verdict(setup,
         "models", "promote", setup["version"], *setup["args"], "--baseline", str(setup["lenient"])
     )
     assert code == 0 and f"gate passed; promoted {setup['version']}" in out
-    assert load_active(setup["models"]).version == setup["version"]
-    event = json.loads((setup["models"] / "registry.json").read_text())["history"][-1]
+    assert load_active(setup["config"].model_dir).version == setup["version"]
+    assert not (setup["models"] / "registry.json").exists()  # the shipped folder is read-only
+    event = json.loads((setup["store"] / "registry.json").read_text())["history"][-1]
     assert event["gate"]["passed"] is True and event["gate"]["failures"] == []
     assert event["gate"]["metrics"]["f1"] >= 0
 
@@ -98,7 +102,7 @@ def test_a_bare_or_half_named_override_is_refused(setup, run_cli, extra: list[st
         *extra,
     )  # fmt: skip
     assert code == 2 and ("--force needs --by" in err or "only go with --force" in err)
-    assert not (setup["models"] / "registry.json").exists()
+    assert not (setup["store"] / "registry.json").exists()
 
 
 def test_a_forced_promotion_names_who_and_why_and_keeps_the_failures(
@@ -109,7 +113,7 @@ def test_a_forced_promotion_names_who_and_why_and_keeps_the_failures(
         "--force", "--by", "lead", "--reason", "incident 42: the active model is broken",
     )  # fmt: skip
     assert code == 0 and "forced by lead" in out and "GATE FAILED (overridden)" in out
-    event = json.loads((setup["models"] / "registry.json").read_text())["history"][-1]
+    event = json.loads((setup["store"] / "registry.json").read_text())["history"][-1]
     assert event["by"] == "lead"
     assert event["gate"]["forced_by"] == "lead"
     assert event["gate"]["reason"] == "incident 42: the active model is broken"
