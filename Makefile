@@ -12,7 +12,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export SANCTIONS_WATCH_CONFIG ?= $(CURDIR)/config
 
-.PHONY: setup run demo test lint format bench clean services-start services-stop
+.PHONY: setup run demo test lint format bench bench-quick clean services-start services-stop
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
@@ -41,8 +41,16 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Cycles (100, 1,000, 5,000 feeds: new, unchanged, 10 % changed) against the naive script and the
+# lower bound, then scoring throughput on summaries and 600-word articles (docs/performance.md).
 bench: setup
-	$(BIN)/python bench/score_throughput.py
+	$(BIN)/python bench/cycles.py --feeds 100,1000,5000
+	$(BIN)/python bench/score_throughput.py --shape summary --processes 2 --out bench/results/score-summary-$$(date -u +%F).json
+	$(BIN)/python bench/score_throughput.py --shape article --processes 2 --out bench/results/score-article-$$(date -u +%F).json
+
+# The 100-feed cycles only (a few minutes).
+bench-quick: setup
+	$(BIN)/python bench/cycles.py --quick
 
 clean:
 	rm -rf var/ .pytest_cache .ruff_cache .mypy_cache

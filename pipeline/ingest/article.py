@@ -69,6 +69,7 @@ from pipeline.ingest.fetch import (
 )
 from pipeline.ingest.normalise import clean_text
 from pipeline.ingest.robots import Robots, fetch_robots
+from pipeline.logs import bind
 from pipeline.net.policy import redact_url
 
 __all__ = [
@@ -374,7 +375,8 @@ class _Run:
                 out.append(self.outcome(req, host, "skipped", reason=stop[0], detail=stop[1]))
                 continue
             wait()
-            result = self.fetch_one(req, host)
+            with bind(feed_id=req.candidate.feed_id, article_id=req.candidate.article_id):
+                result = self.fetch_one(req, host)
             ended = time.monotonic()
             out.append(result)
             failures = failures + 1 if result.reason in _UNREACHABLE else 0

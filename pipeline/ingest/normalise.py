@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 from html import unescape
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -383,6 +384,7 @@ _STOPWORDS = {
         "secondo",
     ],
 }
+_STOPWORD_SETS = {lang: frozenset(words) for lang, words in _STOPWORDS.items()}
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 _LANG_CODE_RE = re.compile(r"[a-z]{2,3}", re.ASCII)
 
@@ -395,18 +397,23 @@ def detect_language(text: str, *, hint: str | None = None) -> str:
     or three letters). Returns ``und`` when nothing can be told.
     """
     sample = text[:4000]
-    letters = len(_WORD_RE.findall(sample)) or 1
+    found = _WORD_RE.findall(sample)
+    letters = len(found) or 1
     for code, pattern in _SCRIPTS:
         if len(pattern.findall(sample)) >= max(3, letters * 0.15):
             if code == "zh" and _SCRIPTS[1][1].search(sample):
                 return "ja"
             return code
-    words = [w.casefold() for w in _WORD_RE.findall(sample)]
+    words = [w.casefold() for w in found]
     hint_code = (hint or "").strip().split("-")[0].split("_")[0].lower()
     if not _LANG_CODE_RE.fullmatch(hint_code):
         hint_code = ""
     if len(words) >= 4:
-        scores = {lang: sum(1 for w in words if w in set(sw)) for lang, sw in _STOPWORDS.items()}
+        counts = Counter(words)  # each distinct word looked up once per language
+        scores = {
+            lang: sum(n for w, n in counts.items() if w in sw)
+            for lang, sw in _STOPWORD_SETS.items()
+        }
         best = max(scores, key=lambda k: scores[k])
         if scores[best] >= 2:
             return best

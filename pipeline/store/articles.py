@@ -2,7 +2,8 @@
 
 Every write is safe to repeat: deterministic keys, inserts that ignore conflicts, and a whole feed's
 batch in one transaction (all or none). Functions take a :class:`Session` and the current time; they
-never read the clock.
+never read the clock. Rows are inserted many per statement (an executemany that SQLAlchemy sends as
+multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``), never one round trip per row.
 """
 
 from __future__ import annotations
@@ -52,22 +53,42 @@ def _validator(value: str | None, column: Any) -> str | None:
     return value
 
 
+def _insert_returning(
+    session: Session,
+    table: type[Base],
+    rows: Sequence[dict[str, Any]],
+    conflict: Sequence[str],
+    returning: Sequence[str],
+) -> list[Any]:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` for many rows at once: the ``returning``
+    columns of the rows actually inserted, in no particular order. One executemany, which SQLAlchemy
+    sends as a few multi-row statements (its "insertmanyvalues", one compiled statement, batches
+    under the drivers' bound-parameter limits) instead of one round trip a row."""
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    core = table.__table__
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:  # executemany wants the same columns in every row
+        shapes.setdefault(tuple(row), []).append(row)
+    out: list[Any] = []
+    for group in shapes.values():
+        stmt = (
+            module.insert(core)
+            .on_conflict_do_nothing(index_elements=list(conflict))
+            .returning(*(core.c[name] for name in returning))
+        )
+        out.extend(session.execute(stmt, group).all())
+    return out
+
+
 def insert_ignore(
     session: Session, table: type[Base], rows: Sequence[dict[str, Any]], conflict: Sequence[str]
 ) -> list[int]:
-    """INSERT rows, skipping any that collide on ``conflict``; returns the ids actually inserted."""
+    """INSERT rows, skipping any that collide on ``conflict``; returns the ids actually inserted
+    (batched: a few multi-row statements, not one a row; the ids in no particular order)."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-    ids: list[int] = []
-    for row in rows:  # row by row: RETURNING with ON CONFLICT must tell us which ones went in
-        result = session.execute(stmt.values(**row).returning(table.id))  # type: ignore[attr-defined]
-        inserted = result.scalar_one_or_none()
-        if inserted is not None:
-            ids.append(inserted)
-    return ids
+    return [r[0] for r in _insert_returning(session, table, rows, conflict, ["id"])]
 
 
 def sync_feeds(session: Session, feeds: Iterable[FeedConfig]) -> None:
@@ -120,10 +141,12 @@ def upsert_entries(session: Session, entries: Sequence[Entry], *, now: datetime)
         select(Article.id, Article.content_hash).where(Article.content_hash.in_(hashes))
     ):
         by_hash.setdefault(chash, article_id)
-    new_ids: list[int] = []
     updated: list[int] = []
     duplicates = 0
     sightings: list[dict[str, Any]] = []
+    new_rows: list[dict[str, Any]] = []
+    fresh: dict[str, str] = {}  # content hash -> key of the new row of this batch that carries it
+    pending: list[tuple[Entry, str]] = []  # sightings of new rows: (entry, the new row's key)
     for entry in entries:
         existing = by_key.get(entry.key)
         if existing is not None:
@@ -155,32 +178,44 @@ def upsert_entries(session: Session, entries: Sequence[Entry], *, now: datetime)
                 }
             )
             continue
-        row = {
-            "key": entry.key,
-            "feed_id": entry.feed_id,
-            "guid": entry.guid,
-            "url": entry.url,
-            "title": entry.title,
-            "summary": entry.summary,
-            "body": entry.body,
-            "lang": entry.lang,
-            "published_at": entry.published_at,
-            "first_seen_at": now,
-            "updated_at": now,
-            "content_hash": entry.content_hash,
-            "revision": 1,
-        }
-        inserted = insert_ignore(session, Article, [row], ["key"])
-        if inserted:
-            article_id = inserted[0]
-            new_ids.append(article_id)
-        else:  # another process inserted the same key between our read and our write
+        if entry.content_hash in fresh:  # the same text as a new article of this batch
             duplicates += 1
-            article_id = session.scalars(select(Article.id).where(Article.key == entry.key)).one()
-        by_hash[entry.content_hash] = article_id
-        if len(new_ids) == 2:
+            pending.append((entry, fresh[entry.content_hash]))
+            continue
+        fresh[entry.content_hash] = entry.key
+        pending.append((entry, entry.key))
+        new_rows.append(
+            {
+                "key": entry.key,
+                "feed_id": entry.feed_id,
+                "guid": entry.guid,
+                "url": entry.url,
+                "title": entry.title,
+                "summary": entry.summary,
+                "body": entry.body,
+                "lang": entry.lang,
+                "published_at": entry.published_at,
+                "first_seen_at": now,
+                "updated_at": now,
+                "content_hash": entry.content_hash,
+                "revision": 1,
+            }
+        )
+    ids: dict[str, int] = {}
+    new_ids: list[int] = []
+    if new_rows:
+        returned = _insert_returning(session, Article, new_rows, ["key"], ["key", "id"])
+        ids = {key: article_id for key, article_id in returned}
+        if len(ids) >= 2:
             checkpoint("ingest.mid_batch")
-        sightings.append({"article_id": article_id, "feed_id": entry.feed_id, "url": entry.url})
+        new_ids = [ids[r["key"]] for r in new_rows if r["key"] in ids]  # in feed order
+        lost = [r["key"] for r in new_rows if r["key"] not in ids]
+        if lost:  # another process inserted the same keys between our read and our write
+            duplicates += len(lost)
+            found = session.execute(select(Article.key, Article.id).where(Article.key.in_(lost)))
+            ids.update((key, article_id) for key, article_id in found)
+    for entry, key in pending:
+        sightings.append({"article_id": ids[key], "feed_id": entry.feed_id, "url": entry.url})
     session.flush()
     insert_ignore(
         session,
@@ -259,7 +294,13 @@ def articles_to_classify(
     session: Session, model_version: str, *, after_id: int = 0, limit: int = 500
 ) -> list[Article]:
     """The next batch of work for ``model_version``: up to ``limit`` articles with an id above
-    ``after_id`` whose current revision it has not classified, in id order.
+    ``after_id`` whose current revision *no* model has classified yet (new articles and new
+    revisions of edited ones), in id order.
+
+    History is not re-scored here: after a promotion, the articles the previous model scored keep
+    their classification, and the ``rescore`` DAG (:mod:`pipeline.classify.rescore`) re-scores the
+    window an operator chooses, alerting only stories that become newly flagged. Otherwise every
+    promotion would re-score, and possibly re-alert, the whole database in the next alert run.
 
     Keyset pagination: the caller passes the last id of one batch as ``after_id`` of the next, so
     each query binds two numbers whatever the size of the backlog (never a list of ids, which a big
@@ -274,7 +315,6 @@ def articles_to_classify(
             and_(
                 Classification.article_id == Article.id,
                 Classification.revision == Article.revision,
-                Classification.model_version == model_version,
             ),
         )
         .where(Article.id > after_id, Classification.id.is_(None))

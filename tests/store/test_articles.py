@@ -214,3 +214,27 @@ def test_cli_db_upgrade(tmp_path: Path, make_config) -> None:
     engine = make_engine(config.database_url)
     assert "deliveries" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_a_new_model_does_not_pick_up_what_another_model_scored(sessions) -> None:
+    """History is re-scored by the rescore DAG only: after a promotion, classify takes the new and
+    edited articles, not every article the previous model scored."""
+    from pipeline.store.articles import add_classification
+
+    with sessions.begin() as s:
+        ids = upsert_entries(
+            s, [entry("a", "Old", guid="g-1"), entry("a", "Also old", guid="g-2")], now=NOW
+        ).new_ids
+    with sessions.begin() as s:
+        for article in articles_to_classify(s, "m1"):
+            add_classification(
+                s, article, model_version="m1", score=0.1, threshold=0.5, flagged=False,
+                regimes=[], evidence={}, now=NOW,
+            )  # fmt: skip
+    with sessions() as s:
+        assert articles_to_classify(s, "m2") == []
+    edited = entry("a", "Old, corrected", guid="g-1", summary="new text")
+    with sessions.begin() as s:
+        upsert_entries(s, [edited], now=NOW + timedelta(minutes=5))
+    with sessions() as s:
+        assert [x.id for x in articles_to_classify(s, "m2")] == [ids[0]]

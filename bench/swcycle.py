@@ -1,0 +1,162 @@
+"""One sanctions-watch cycle for the benchmark: ``pipeline.jobs.run_once`` in this process, timed
+per stage (run by bench/cycles.py in a subprocess, so its CPU and peak RSS are its own).
+
+    python bench/swcycle.py --config DIR --run-id ID [--profile out.prof]   # prints one JSON object
+
+Stage figures come from wrapping the functions ``run_once`` calls (the wrappers add well under 1 %):
+
+- ``startup``: ``Runtime.open`` (engine, Alembic check/upgrade); ``model_load``: loading the model;
+- ``fetch``: ``fetch_feed`` (conditional GET and body), ``parse``: parsing a body (the
+  ``ParsePool`` call) minus ``normalise`` (the per-entry HTML→text, links, keys, hashes and language
+  detection inside it); these run in the ingest threads, so they are *thread-seconds* (summed over
+  the threads). When the run parses in worker processes (``calls.parse_processes`` > 1) the
+  normalisation happens there and ``parse`` includes it (``normalise`` reads 0);
+- ``dedupe``: ``upsert_entries`` minus its inserts (the key and content-hash look-ups and the
+  decisions); ``store``: the inserts of articles and sightings plus ``record_fetch``;
+- ``score``: ``TextModel.score_docs`` (classify minus score is reading work and writing results);
+- ``stories``: ``record_story_alerts`` (grouping, alerts, outbox rows);
+- ``render``: building each delivery's message (``outbox._prepare``); ``send``: ``SmtpSender.send``.
+
+Each stage also reports ``calls``; the stage functions' wall times (``ingest``, ``classify``,
+``record_alerts``, ``deliver``, ``check_health``) are in ``wall``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import json
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class Clock:
+    """Seconds and calls per stage, summed over threads."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+
+    def wrap(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                dt = time.perf_counter() - t0
+                with self.lock:
+                    self.seconds[stage] += dt
+                    self.calls[stage] += 1
+
+        return timed
+
+    def patch(self, owner: Any, name: str, stage: str) -> None:
+        setattr(owner, name, self.wrap(stage, getattr(owner, name)))
+
+
+def instrument(clock: Clock) -> None:
+    import pipeline.deliver.outbox as outbox
+    import pipeline.ingest.parse as parse
+    import pipeline.jobs as jobs
+    import pipeline.store.articles as articles
+    from pipeline.classify.model import TextModel
+    from pipeline.deliver.mail import SmtpSender
+
+    clock.patch(jobs, "fetch_feed", "fetch")
+    import pipeline.ingest.parsepool as parsepool
+
+    clock.patch(parsepool.ParsePool, "__call__", "_parse_total")
+    chosen = jobs.parse_processes
+
+    def processes(setting: int, due: int) -> int:
+        clock.calls["parse_processes"] = n = chosen(setting, due)
+        return n
+
+    jobs.parse_processes = processes  # type: ignore[assignment]
+    for name in ("html_to_text", "_entry_text", "_entry_link", "clean_text", "content_hash"):
+        clock.patch(parse, name, "_normalise")
+    for name in ("article_key", "detect_language"):
+        clock.patch(parse, name, "_normalise")
+    clock.patch(jobs, "upsert_entries", "_upsert_total")
+    clock.patch(articles, "insert_ignore", "_inserts")
+    clock.patch(jobs, "record_fetch", "_record_fetch")
+    clock.patch(jobs, "load_active", "model_load")
+    clock.patch(TextModel, "score_docs", "score")
+    clock.patch(jobs, "record_story_alerts", "stories")
+    clock.patch(outbox, "_prepare", "render")
+    clock.patch(SmtpSender, "send", "send")
+    for name in ("ingest", "classify", "record_alerts", "deliver", "check_health"):
+        clock.patch(jobs, name, f"wall.{name}")
+
+
+def stages(clock: Clock) -> dict[str, Any]:
+    s = clock.seconds
+    # html_to_text calls clean_text: nested normalise calls are counted twice; the nested share is
+    # small (clean_text on already-short strings), and parse is what is left of parse_feed.
+    normalise = s["_normalise"]
+    out = {
+        "startup": s["startup"],
+        "model_load": s["model_load"],
+        "fetch": s["fetch"],
+        "parse": max(0.0, s["_parse_total"] - normalise),
+        "normalise": normalise,
+        "dedupe": max(0.0, s["_upsert_total"] - s["_inserts"]),
+        "store": s["_inserts"] + s["_record_fetch"],
+        "score": s["score"],
+        "stories": s["stories"],
+        "render": s["render"],
+        "send": s["send"],
+    }
+    walls = {k.split(".", 1)[1]: v for k, v in s.items() if k.startswith("wall.")}
+    return {"stages": out, "wall": walls, "calls": dict(clock.calls)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", type=Path, required=True)
+    ap.add_argument("--run-id", required=True)
+    ap.add_argument("--profile", type=Path)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    from pipeline.config import load_config
+    from pipeline.jobs import Runtime, run_once
+
+    clock = Clock()
+    instrument(clock)
+    config = load_config(args.config)
+    imports = time.perf_counter() - t0
+    prof = cProfile.Profile() if args.profile else None
+    if prof is not None:
+        prof.enable()
+    t1 = time.perf_counter()
+    with Runtime.open(config) as rt:
+        clock.seconds["startup"] = time.perf_counter() - t1
+        summary = run_once(rt, now=datetime.now(UTC), run_id=args.run_id)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(str(args.profile))
+    out = {
+        "summary": summary.as_dict(),
+        "imports_s": imports,
+        "wall_s": time.perf_counter() - t0,
+        **stages(clock),
+    }
+    out["summary"].pop("errors", None)
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
