@@ -1,5 +1,5 @@
-"""Airflow wiring for sanctions-watch: the DAGs `ingest`, `alert` and `housekeeping`; scheduling,
-retries, the asset between ingest and alert, and one call into ``pipeline`` per task.
+"""Airflow wiring for sanctions-watch: the DAGs `ingest`, `alert`, `digest` and `housekeeping`;
+scheduling, retries, the asset between ingest and alert, and one call into ``pipeline`` per task.
 
 Nothing heavy happens at import: Airflow re-parses this file every ~30 s, so ``pipeline`` (and with it
 scikit-learn, feedparser, SQLAlchemy) is imported inside the task functions only.
@@ -41,7 +41,7 @@ ALERT_DOC = """
    article pages of summary-only items where the page can change the decision (docs/fulltext.md).
 2. **record_alerts** groups flagged articles into stories, gives each a severity, and records one
    alert per story (an update alert only when its severity rises) with one outbox row per recipient;
-   digest subscribers get the day's alerts in one message, composed when due.
+   digest subscribers' alerts are queued for their daily digest (the `digest` DAG composes it).
 3. **deliver_alerts** sends due outbox rows by email and webhook (lease, retries with back-off).
    A retry or re-run never sends an alert twice.
 4. **check_health** (runs whatever happened before it) records operator notices for feeds in trouble
@@ -50,6 +50,24 @@ ALERT_DOC = """
 
 A task that fails after its retries is reported to the operators (a notice and an email), except the
 failures already reported otherwise. Runbook: `docs/operations.md`.
+"""
+
+DIGEST_DOC = """
+### sanctions-watch · digest (hourly, at minute 0)
+
+1. **compose_digests** composes the daily digests that are due: for each digest recipient (and
+   channel), once per UTC day, at or after the earliest `digest_hour_utc` of its subscriptions, one
+   message with the alerts queued before that hour, recorded with its outbox row in one transaction.
+   Nothing queued: no digest.
+2. **deliver_digests** sends due outbox rows by email and webhook, as `deliver_alerts` does (the
+   same lease and retries: the two never send one row twice).
+
+**Why hourly, not daily:** each subscription chooses its hour (`digest_hour_utc`, 0–23); a daily
+schedule would honour one hour only. A run with nothing due reads one small query per recipient
+and sends nothing. **Nothing lost, nothing twice:** a failed or missed run leaves the queued items
+unassigned, so the next run (the next hour, or a later day) composes them; a re-run finds the day's
+digest already composed (one per recipient and UTC day, unique Message-ID). Runbook:
+`docs/operations.md`.
 """
 
 HOUSEKEEPING_DOC = """
@@ -105,7 +123,14 @@ def _config() -> Any:
 
     config = load_config()
     # Read at the edge: a SQLite database under a distributed executor fails every task, saying why.
-    check_executor(config, os.environ.get("AIRFLOW__CORE__EXECUTOR"))
+    # Airflow's own config (airflow.cfg, env or a chart's values), not only the environment.
+    try:
+        from airflow.sdk.configuration import conf as airflow_conf
+
+        executor = airflow_conf.get("core", "executor", fallback=None)
+    except Exception:  # noqa: BLE001 - no readable Airflow config: the environment is the source
+        executor = None
+    check_executor(config, executor or os.environ.get("AIRFLOW__CORE__EXECUTOR"))
     try:
         from airflow.sdk import Connection
 
@@ -127,6 +152,12 @@ def _config() -> Any:
             sender=extra.get("from_email", config.smtp.sender),
         )
         config = dataclasses.replace(config, smtp=smtp)
+    from airflow.sdk.log import mask_secret
+
+    from pipeline.logs import secrets_of
+
+    for secret in secrets_of(config):  # Airflow's masker hides them in its own lines too
+        mask_secret(secret)
     return config
 
 
@@ -266,6 +297,32 @@ def alert_dag() -> None:
 
 
 @dag(
+    dag_id="digest",
+    schedule="0 * * * *",
+    dagrun_timeout=timedelta(minutes=50),
+    doc_md=DIGEST_DOC,
+    tags=["sanctions-watch", "digests"],
+    **COMMON,
+)
+def digest_dag() -> None:
+    @task
+    def compose_digests() -> dict[str, Any]:
+        from pipeline.jobs import compose_digests as compose
+
+        with _runtime() as rt:
+            return compose(rt, now=_now()).as_dict()
+
+    @task
+    def deliver_digests() -> dict[str, Any]:
+        from pipeline.jobs import deliver
+
+        with _runtime() as rt:
+            return deliver(rt, now=_now()).as_dict()
+
+    compose_digests() >> deliver_digests()
+
+
+@dag(
     dag_id="housekeeping",
     schedule="30 3 * * *",
     dagrun_timeout=timedelta(hours=2),
@@ -286,4 +343,5 @@ def housekeeping_dag() -> None:
 
 ingest_dag()
 alert_dag()
+digest_dag()
 housekeeping_dag()

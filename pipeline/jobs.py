@@ -1,9 +1,10 @@
 """The pipeline's stages as plain functions: what the Airflow tasks and the CLI both call.
 
 ``migrate`` (once, before a run) → ``ingest`` → ``classify`` → ``record_alerts`` → ``deliver`` →
-``check_health``. Each stage takes a :class:`Runtime` (``with Runtime.open(config) as rt:``), opens its
-own database sessions, is idempotent, takes ``now`` from the caller, and returns a frozen report of ids
-and counts (:mod:`pipeline.reports`; ``as_dict()`` is what goes into XCom), never article bodies.
+``check_health``; ``compose_digests`` (hourly, the ``digest`` DAG) → ``deliver``. Each stage takes
+a :class:`Runtime` (``with Runtime.open(config) as rt:``), opens its own database sessions, is
+idempotent, takes ``now`` from the caller, and returns a frozen report of ids and counts
+(:mod:`pipeline.reports`; ``as_dict()`` is what goes into XCom), never article bodies.
 
 This module orchestrates only: the SQL lives in :mod:`pipeline.store` (and the outbox), the wording of
 every message in :mod:`pipeline.deliver` and its templates.
@@ -15,10 +16,11 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from itertools import islice
 from types import TracebackType
 from typing import Any
 
@@ -27,10 +29,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.alerts.digest import compose_digests
+from pipeline import logs, metrics
+from pipeline.alerts.digest import compose_digests as compose_due_digests
 from pipeline.alerts.record import record_story_alerts
 from pipeline.classify.model import Doc, TextModel
-from pipeline.classify.registry import load_active
+from pipeline.classify.registry import list_models, load_active
 from pipeline.config import Config, FeedConfig, FetchPolicy
 from pipeline.deliver.mail import MailSender, SmtpSender
 from pipeline.deliver.notices import record_health_notices, send_notices
@@ -41,13 +44,15 @@ from pipeline.health import check_feeds, feed_batches, feed_line
 from pipeline.ingest.article import PageCandidate, full_text_pass
 from pipeline.ingest.fetch import HTTPStatusError, fetch_feed
 from pipeline.ingest.harvest import Harvest
-from pipeline.ingest.parse import ParseBudget, parse_feed
+from pipeline.ingest.parse import ParseBudget, ParsedFeed, parse_feed
+from pipeline.ingest.parsepool import ParsePool, parse_processes
 from pipeline.ingest.prescan import ParseLimits
 from pipeline.knowledge.regimes import RegimeBook, load_regimes
 from pipeline.reports import (
     AlertsReport,
     ClassifyReport,
     DeliveryReport,
+    DigestReport,
     FeedOutcome,
     HealthReport,
     IngestReport,
@@ -78,6 +83,7 @@ __all__ = [
     "Runtime",
     "check_health",
     "classify",
+    "compose_digests",
     "database_summary",
     "deliver",
     "housekeeping",
@@ -110,6 +116,7 @@ class Runtime:
 
     @classmethod
     def open(cls, config: Config, *, migrate: bool = True) -> Runtime:
+        logs.install(logs.secrets_of(config))  # context fields and masked secrets in log records
         engine = make_engine(config.database_url)
         try:
             if migrate:
@@ -247,8 +254,10 @@ def _harvest(
     now: datetime,
     client: httpx.Client | None,
     budget: ParseBudget,
+    parse: Callable[..., ParsedFeed] = parse_feed,
 ) -> Harvest:
-    """Fetch (conditionally), then parse: one feed's harvest; a failure is recorded, not raised."""
+    """Fetch (conditionally), then parse (``parse``: ``parse_feed`` or a :class:`ParsePool`): one
+    feed's harvest; a failure is recorded, not raised."""
     out = Harvest(feed, now, policy.max_bytes)
     try:
         out.result = fetch_feed(
@@ -260,7 +269,7 @@ def _harvest(
         )
         out.http_status = out.result.http_status
         if out.result.status == "ok":
-            out.parsed = parse_feed(
+            out.parsed = parse(
                 out.result.content,
                 feed_id=feed.id,
                 now=now,
@@ -340,6 +349,37 @@ def _store_harvest(rt: Runtime, item: Harvest, *, run_id: str, now: datetime) ->
     return outcome
 
 
+# Unchanged (304) feeds whose fetch log one transaction writes: one commit, not one a feed.
+_UNCHANGED_BATCH = 500
+
+
+def _store_unchanged(
+    rt: Runtime, items: Sequence[Harvest], *, run_id: str, now: datetime
+) -> list[FeedOutcome]:
+    """Record many 304 Not Modified fetches in one transaction (they have no entries to keep
+    apart); if the database refuses one, each is stored on its own as :func:`_store_harvest` does."""
+    if not items:
+        return []
+    try:
+        with rt.sessions.begin() as session:
+            for item in items:
+                assert item.result is not None
+                record_fetch(
+                    session,
+                    run_id=run_id,
+                    feed_id=item.feed.id,
+                    started_at=now,
+                    finished_at=now,
+                    http_status=item.http_status,
+                    outcome="not_modified",
+                    etag=item.result.etag,
+                    last_modified=item.result.last_modified,
+                )
+    except (DataError, IntegrityError):
+        return [_store_harvest(rt, item, run_id=run_id, now=now) for item in items]
+    return [FeedOutcome(item.feed.id, "not_modified") for item in items]
+
+
 def ingest(
     rt: Runtime,
     *,
@@ -354,8 +394,13 @@ def ingest(
     asked to wait (Retry-After on a 429/503) is skipped until then and counted as deferred. If the
     database refuses a feed's rows (a value it cannot hold), that feed is rolled back and recorded
     as failed, and the others go on.
+
+    Streamed: feeds are fetched by ``fetch.workers`` threads and parsed in worker processes when
+    the run has enough of them (``fetch.parse_processes``; :mod:`pipeline.ingest.parsepool`), at
+    most twice as many feeds in flight as threads, each stored as soon as it is ready: memory does
+    not grow with the number of feeds. The 304s' fetch logs are written many per transaction.
     """
-    config = rt.config
+    started, config = metrics.start(), rt.config
     feeds = [f for f in config.enabled_feeds if feed_ids is None or f.id in feed_ids]
     with rt.sessions.begin() as session:
         sync_feeds(session, config.feeds)
@@ -370,16 +415,64 @@ def ingest(
         )
     policy = config.fetch
     budget = ParseBudget(policy.parse_budget_bytes)  # parse memory, shared by the workers
-    with ThreadPoolExecutor(max_workers=min(policy.workers, max(1, len(due)))) as pool:
-        futures = [pool.submit(_harvest, f, states[f.id], policy, now, client, budget) for f in due]
-        harvested = [fut.result() for fut in futures]
-    # Counted only once each feed's transaction committed.
-    outcomes = [_store_harvest(rt, item, run_id=run_id, now=now) for item in harvested]
+    threads = min(policy.workers, max(1, len(due)))
+    # Streamed: at most 2 x threads feeds are fetched, parsed or waiting to be stored at once, and
+    # each is stored (its own transaction) as soon as it is ready, so memory does not grow with the
+    # number of feeds. Counted only once each feed's transaction committed.
+    outcomes: list[FeedOutcome] = []
+    parser = ParsePool(parse_processes(policy.parse_processes, len(due)), budget)
+    with parser, ThreadPoolExecutor(max_workers=threads) as pool:
+
+        def submit(f: FeedConfig) -> Future[Harvest]:
+            return pool.submit(
+                logs.call_bound,
+                {"feed_id": f.id},
+                _harvest,
+                f,
+                states[f.id],
+                policy,
+                now,
+                client,
+                budget,
+                parser,
+            )
+
+        queue = iter(due)
+        running = {submit(f) for f in islice(queue, 2 * threads)}
+        unchanged: list[Harvest] = []  # 304s: only their fetch log to write, many per transaction
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                item = fut.result()
+                if item.error is None and item.parsed is None:
+                    unchanged.append(item)
+                else:
+                    outcomes.append(
+                        logs.call_bound(
+                            {"feed_id": item.feed.id},
+                            _store_harvest,
+                            rt,
+                            item,
+                            run_id=run_id,
+                            now=now,
+                        )
+                    )
+                del item
+                if len(unchanged) >= _UNCHANGED_BATCH:
+                    outcomes += _store_unchanged(rt, unchanged, run_id=run_id, now=now)
+                    unchanged = []
+                nxt = next(queue, None)
+                if nxt is not None:
+                    running.add(submit(nxt))
+        outcomes += _store_unchanged(rt, unchanged, run_id=run_id, now=now)
+    order = {f.id: i for i, f in enumerate(due)}
+    outcomes.sort(key=lambda o: order[o.feed_id])  # the log reads in feed-file order
     min_items = {f.id: f.min_items for f in feeds}
     for outcome in outcomes:  # one line per feed, once: what it did, with counts, or why it failed
         failed = outcome.outcome == "error"
         line = feed_line(outcome, min_items=min_items[outcome.feed_id])
-        log.log(logging.WARNING if failed or "below min_items" in line else logging.INFO, line)
+        with logs.bind(feed_id=outcome.feed_id):
+            log.log(logging.WARNING if failed or "below min_items" in line else logging.INFO, line)
     report = IngestReport.of(run_id, outcomes, deferred=len(deferred))
     log.info(
         "ingest %s: %d ok, %d not modified, %d failed, %d deferred; %d new, %d duplicates",
@@ -391,6 +484,7 @@ def ingest(
         report.articles_new,
         report.duplicates,
     )
+    metrics.emit_report(config.metrics, report, started=started)
     return report
 
 
@@ -432,15 +526,42 @@ def _doc(title: str | None, summary: str | None, body: str | None, limit: int) -
     return Doc.of(title, summary, body)
 
 
+def _idle_version(rt: Runtime) -> str | None:
+    """The active model's version when it has nothing to do (no article revision that no model has
+    classified, no article page to fetch), read from the registry without loading the model (about
+    1 s of a quiet cycle); None when there is work, or when the registry names no active version
+    (loading the model then says why)."""
+    if rt._model is not None:
+        return None
+    active = [m.version for m in list_models(rt.config.model_dir) if m.active]
+    if not active:
+        return None
+    modes = {f.id: f.full_text for f in rt.config.feeds}
+    with rt.sessions() as session:
+        if articles_to_classify(session, active[0], limit=1):
+            return None
+        if page_candidates(session, modes, limit=1):
+            return None
+    return active[0]
+
+
 def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> ClassifyReport:
-    """Score every article revision the active model has not classified yet (after fetching the
-    article pages the full-text cascade asks for): the new and edited articles of this run, and any
-    backlog a failed run left.
+    """Score every article revision no model has classified yet (after fetching the article pages
+    the full-text cascade asks for): the new and edited articles of this run, and any backlog a
+    failed run left. Articles an earlier model scored are re-scored by the ``rescore`` DAG only.
 
     Work is read in keyset pages of ``batch`` (``classify.batch_size``) articles by id, one
     transaction each, so no query or report grows with the backlog; each article's text is cut to
     ``classify.max_text_chars``."""
+    started = metrics.start()
+    idle = _idle_version(rt)
+    if idle is not None:  # an unchanged cycle: the model is not even loaded
+        log.info("classified 0 articles: nothing new for model %s", idle)
+        report = ClassifyReport(idle, 0, 0)
+        metrics.emit_report(rt.config.metrics, report, started=started)
+        return report
     model = rt.model
+    logs.serve_model(model.version)
     settings = rt.config.classify
     size = batch or settings.batch_size
     _article_pages(rt, model, now=now)
@@ -470,25 +591,42 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
         if len(articles) < size:
             break
     log.info("classified %d articles with model %s: %d flagged", scored, model.version, flagged)
-    return ClassifyReport(model.version, scored, flagged)
+    report = ClassifyReport(model.version, scored, flagged)
+    metrics.emit_report(rt.config.metrics, report, started=started)
+    return report
 
 
 # ------------------------------------------------------------------------------- alerts & delivery
 
 
+def _lazy_designations(rt: Runtime) -> Callable[[str], list[str]] | None:
+    """``rt.designations``, loaded when first called (None when no list is configured)."""
+    if rt.config.designations_path is None:
+        return None
+
+    def match(text: str) -> list[str]:
+        matcher = rt.designations
+        return matcher(text) if matcher is not None else []
+
+    return match
+
+
 def record_alerts(rt: Runtime, *, now: datetime) -> AlertsReport:
-    """Group flagged articles into stories, record new/update alerts and outbox rows, compose the
-    daily digests that are due (all in one transaction)."""
+    """Group flagged articles into stories, record new/update alerts and outbox rows, and queue
+    digest subscribers' items (all in one transaction). Digests are composed by
+    :func:`compose_digests` (the ``digest`` DAG), not here."""
+    started = metrics.start()
     with rt.sessions.begin() as session:
         rep = record_story_alerts(
             session,
             rt.config,
             now=now,
-            designations=rt.designations,
+            # Loaded on first use: a cycle with nothing new loads neither the UN list nor the
+            # breach-kind tagger and gazetteers (about 1.5 s).
+            designations=_lazy_designations(rt),
             regimes=rt.regimes,
-            describe=rt.describe,
+            describe=lambda facts: rt.describe(facts),
         )
-        digests = compose_digests(session, rt.config, now=now)
         pending = count_pending(session)
     report = AlertsReport(
         alerts_new=len(rep.alert_ids),
@@ -498,19 +636,43 @@ def record_alerts(rt: Runtime, *, now: datetime) -> AlertsReport:
         stories_joined=rep.stories_joined,
         updates_new=rep.updates,
         digest_items_queued=rep.queued,
-        digests_new=len(digests),
-        digest_ids=tuple(digests),
     )
     log.info(
-        "recorded %d alerts (%d updates) for %d new and %d joined articles; %d digests; "
-        "%d deliveries pending",
+        "recorded %d alerts (%d updates) for %d new and %d joined articles; %d digest items "
+        "queued; %d deliveries pending",
         report.alerts_new,
         report.updates_new,
         report.stories_new,
         report.stories_joined,
-        report.digests_new,
+        report.digest_items_queued,
         report.deliveries_pending,
     )
+    metrics.emit_report(rt.config.metrics, report, started=started)
+    return report
+
+
+def compose_digests(rt: Runtime, *, now: datetime) -> DigestReport:
+    """Compose the daily digests due at ``now`` with their outbox rows, in one transaction (see
+    :mod:`pipeline.alerts.digest`): each recipient's at or after its ``digest_hour_utc``, once per
+    UTC day; a failed or missed run loses nothing (the next one gathers every queued item), and a
+    re-run composes nothing twice. ``deliver`` sends them."""
+    started = metrics.start()
+    with rt.sessions.begin() as session:
+        composed = compose_due_digests(session, rt.config, now=now)
+        pending = count_pending(session)
+    report = DigestReport(
+        digests_new=len(composed),
+        digest_ids=tuple(d.digest_id for d in composed),
+        items=sum(d.items for d in composed),
+        deliveries_pending=pending,
+    )
+    log.info(
+        "composed %d digests with %d items; %d deliveries pending",
+        report.digests_new,
+        report.items,
+        report.deliveries_pending,
+    )
+    metrics.emit_report(rt.config.metrics, report, stage="digest", started=started)
     return report
 
 
@@ -536,6 +698,7 @@ def deliver(
     sender: MailSender | None = None,
     webhook: WebhookSender | None = None,
 ) -> DeliveryReport:
+    started = metrics.start()
     report = deliver_pending(
         rt.sessions,
         rt.config,
@@ -547,6 +710,7 @@ def deliver(
         webhook=webhook or webhook_sender(rt.config),
     )
     log.info("delivery: %s", report.as_dict())
+    metrics.emit_report(rt.config.metrics, report, started=started, sessions=rt.sessions, now=now)
     return report
 
 
@@ -560,13 +724,16 @@ def check_health(rt: Runtime, *, now: datetime, sender: MailSender | None = None
     the reminder interval: :mod:`pipeline.health.feeds`) and stuck deliveries, then email every
     unsent notice (these and the delivery failures ``deliver`` recorded) to the operators, once
     each."""
+    started = metrics.start()
     with rt.sessions.begin() as session:
         notices = check_feeds(session, rt.config, now=now)
         notices += record_health_notices(session, rt.config, now=now)
     for message in notices:
         log.error("operator notice: %s", message)
     emailed = send_notices(rt.sessions, rt.config, sender or SmtpSender(rt.config.smtp), now=now)
-    return HealthReport(len(notices), tuple(notices), emailed)
+    report = HealthReport(len(notices), tuple(notices), emailed)
+    metrics.emit_report(rt.config.metrics, report, started=started)
+    return report
 
 
 def run_once(
@@ -582,14 +749,15 @@ def run_once(
     ing = ingest(rt, now=now, run_id=run_id, client=client)
     cls = classify(rt, now=now)
     rec = record_alerts(rt, now=now)
+    dig = compose_digests(rt, now=now)
     dlv = deliver(rt, now=now, sender=sender)
     health = check_health(rt, now=now, sender=sender)
-    return RunSummary.of(ing, cls, rec, dlv, health)
+    return RunSummary.of(ing, cls, rec, dlv, health, digests=dig)
 
 
 def housekeeping(rt: Runtime, *, now: datetime) -> dict[str, Any]:
     """Purge rows past their retention (``retention:``; one transaction), then VACUUM/ANALYZE."""
-    keep = rt.config.retention
+    started, keep = metrics.start(), rt.config.retention
     with rt.sessions.begin() as session:
         purged = purge_old_rows(
             session,
@@ -606,12 +774,14 @@ def housekeeping(rt: Runtime, *, now: datetime) -> dict[str, Any]:
         purged.articles,
         ran,
     )
-    return {
+    out = {
         "fetch_log": purged.fetch_log,
         "deliveries": purged.deliveries,
         "articles": purged.articles,
         "maintenance": ran,
     }
+    metrics.emit_report(rt.config.metrics, out, stage="housekeeping", started=started)
+    return out
 
 
 def database_summary(rt: Runtime) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pipeline.cli.data import cmd_corpus, cmd_label, cmd_labels
 from pipeline.cli.models import cmd_evaluate, cmd_gate, cmd_kinds, cmd_models, cmd_train
 from pipeline.cli.run import cmd_db, cmd_review, cmd_run_once, cmd_score
 from pipeline.errors import SanctionsWatchError
+from pipeline.logs import cli_handler, mask_secrets
 
 log = logging.getLogger("sanctions_watch")
 
@@ -40,6 +41,21 @@ def force_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--by", help="who forces the promotion")
     p.add_argument("--reason", help="why the gate is overridden")
+
+
+def kinds_gate_options(p: argparse.ArgumentParser) -> None:
+    """The tagger gate's split and baseline (pipeline/training/kinds_gate.py), and the override."""
+    p.add_argument(
+        "--gate-test",
+        default=str(REPO / "data" / "test" / "frozen.jsonl"),
+        help="the frozen split the tagger gate measures on",
+    )
+    p.add_argument(
+        "--kinds-baseline",
+        default=str(REPO / "data" / "test" / "kinds_baseline.json"),
+        help="the tagger gate's pinned minimums",
+    )
+    force_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,14 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     kt.add_argument("--test", default=test_default, help="the frozen split: never trained on")
     kt.add_argument("--measure", nargs="*", default=measured, help="labelled files to report on")
     kt.add_argument("--folds", type=int, default=5)
-    kt.add_argument("--promote", action="store_true")
+    kt.add_argument("--promote", action="store_true", help="promote it if the tagger gate passes")
+    kinds_gate_options(kt)
     kt.add_argument("--json", action="store_true", help="print the metadata as JSON")
     ke = command(ks, "evaluate", help="per-kind precision, recall and F1 on labelled files")
     ke.add_argument("--data", nargs="+", default=measured)
     ke.add_argument("--model", help="a tagger version (default: the active one)")
     ke.add_argument("--report", help="write the JSON report here")
-    kp = command(ks, "promote", help="make a tagger version active (after checking it loads)")
+    kp = command(ks, "promote", help="make a tagger version active if the tagger gate passes")
     kp.add_argument("version")
+    kinds_gate_options(kp)
     p.set_defaults(func=cmd_kinds)
 
     p = command(sub, "label", help="label a scored article (or --alert: an alert's article)")
@@ -195,17 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    logging.basicConfig(  # text, or json once the config says so (logs.use_format)
+        level=logging.DEBUG if args.verbose else logging.INFO, handlers=[cli_handler(sys.stderr)]
     )
     logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except SanctionsWatchError as err:
-        print(f"sanctions-watch: error: {err}", file=sys.stderr)
+        print(f"sanctions-watch: error: {mask_secrets(str(err))}", file=sys.stderr)
         return 2
 
 

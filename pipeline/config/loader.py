@@ -22,6 +22,9 @@ from pipeline.config.records import (
     FetchPolicy,
     FullTextSettings,
     HealthSettings,
+    LogSettings,
+    MetricsSettings,
+    ModelLocations,
     RetentionSettings,
     ReviewSettings,
     SmtpSettings,
@@ -41,6 +44,7 @@ _FETCH_RANGES: dict[str, tuple[float, float]] = {
     "max_bytes": (1024, 200 * 1024 * 1024),
     "max_redirects": (0, 20),
     "workers": (1, 64),
+    "parse_processes": (0, 64),
     "parse_budget_bytes": (1024 * 1024, 4 * 1024 * 1024 * 1024),
     "max_attributes": (8, 100_000),
     "max_namespaces": (4, 100_000),
@@ -171,6 +175,34 @@ def _read_retention(r: Reader) -> RetentionSettings:
     return settings
 
 
+def _read_metrics(m: Reader) -> MetricsSettings:
+    """The ``metrics:`` section (defaults from :class:`MetricsSettings`): a host name or address,
+    a UDP port, a prefix of dot-separated words."""
+    d = MetricsSettings()
+    host = m.get("host", str, d.host).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,253}", host):
+        raise m.fail("host", f"{host!r} is not a host name or IP address")
+    prefix = m.get("prefix", str, d.prefix)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", prefix):
+        raise m.fail("prefix", f"{prefix!r} must be dot-separated words of letters, digits and _")
+    settings = MetricsSettings(
+        enabled=m.get("enabled", bool, d.enabled),
+        host=host,
+        port=m.integer("port", d.port, low=1, high=65535),
+        prefix=prefix,
+        tags=m.get("tags", bool, d.tags),
+    )
+    m.check_read()
+    return settings
+
+
+def _read_logging(g: Reader) -> LogSettings:
+    """The ``logging:`` section (defaults from :class:`LogSettings`)."""
+    settings = LogSettings(format=g.choice("format", ("text", "json"), "text"))  # type: ignore[arg-type]
+    g.check_read()
+    return settings
+
+
 def load_config(
     config_dir: str | Path | None = None, *, environ: Mapping[str, str] | None = None
 ) -> Config:
@@ -231,6 +263,7 @@ def load_config(
         pending_alarm_hours=a.number("pending_alarm_hours", 6.0, low=0.0, high=24 * 30.0),
         feedback_address=a.get("feedback_address", str),
         batch_size=a.integer("batch_size", 200, low=1, high=100_000),
+        send_seconds=a.number("send_seconds", 300.0, low=1.0, high=86400.0),
         story_threshold=a.number("story_threshold", 0.40, low=0.05, high=1.0),
         story_window_hours=a.number("story_window_hours", 72.0, low=1.0, high=24 * 30.0),
         webhook_timeout=a.number("webhook_timeout", 10.0, low=1.0, high=120.0),
@@ -244,7 +277,13 @@ def load_config(
         if not EMAIL_RE.match(op):
             raise r.fail("operators", f"{op!r} is not an email address")
 
-    model_dir = path_of("model_dir", "models") or base / "models"
+    shipped_models = path_of("model_dir", "models") or base / "models"
+    raw_store = r.get("model_store", str, "var/models")
+    model_dir = ModelLocations(
+        store=raw_store if "://" in raw_store else str(path_of("model_store", "var/models")),
+        shipped=shipped_models,
+        cache=base / "var" / "model-cache",
+    )
     outbox_dir = path_of("outbox_dir", "var/outbox") or base / "var/outbox"
     designations_path = path_of("designations_path", None)
     embed_workers = r.integer("embed_workers", 1, low=1, high=8)
@@ -253,6 +292,8 @@ def load_config(
     health = _read_health(r.sub("health"))
     retention = _read_retention(r.sub("retention"))
     review = _read_review(r.sub("review"), env, base)
+    metrics = _read_metrics(r.sub("metrics"))
+    logging_ = _read_logging(r.sub("logging"))
     feeds_file = r.get("feeds_file", str, "feeds.yaml")
     r.check_read()  # a top-level key is allowed exactly when it is read above
 
@@ -284,6 +325,8 @@ def load_config(
         health=health,
         retention=retention,
         review=review,
+        metrics=metrics,
+        logging=logging_,
     )
     log.debug("config loaded from %s: %d feeds", cdir, len(config.feeds))
     return config

@@ -49,20 +49,21 @@ class FeedConfig:
 @dataclass(frozen=True, slots=True)
 class FetchPolicy:
     """The ``fetch:`` section of ``settings.yaml``: limits and identity of every outbound HTTP
-    request (the feed fetcher uses all of it; the webhook sender its allow-list and user agent).
+        request (the feed fetcher uses all of it; the webhook sender its allow-list and user agent).
 
-    This is the one definition of these settings and their defaults: :func:`load_config` reads the
-    section into it, and :func:`pipeline.ingest.fetch.fetch_feed` takes it as its policy. Invalid
-    values raise :class:`ConfigError` at construction. ``allow_hosts`` accepts host names, IP
-    addresses and CIDR networks (any iterable of strings is stored as a frozenset). ``workers`` is
-    how many feeds one ingest run fetches at once.
+        This is the one definition of these settings and their defaults: :func:`load_config` reads the
+        section into it, and :func:`pipeline.ingest.fetch.fetch_feed` takes it as its policy. Invalid
+        values raise :class:`ConfigError` at construction. ``allow_hosts`` accepts host names, IP
+        addresses and CIDR networks (any iterable of strings is stored as a frozenset). ``workers`` is
+        how many feeds one ingest run fetches at once; ``parse_processes`` how many worker processes parse
+    the fetched feeds (0: the CPU count; fewer when a run has few feeds; 1: parse in the fetch threads).
 
-    The ``max_*`` limits after ``workers`` bound what a fetched document may hold before feedparser
-    parses it (:mod:`pipeline.ingest.prescan`: attributes per element or HTML tag and in all,
-    namespace prefixes, nesting depth, elements, tags, bytes of one tag outside quoted values; a
-    document over one is that feed's error, naming the setting), and ``parse_budget_bytes`` how many bytes of
-    documents one ingest run parses at once across its workers (``pipeline.ingest.parse.ParseBudget``;
-    a larger document is parsed alone). SECURITY.md gives the measured costs.
+        The ``max_*`` limits after ``workers`` bound what a fetched document may hold before feedparser
+        parses it (:mod:`pipeline.ingest.prescan`: attributes per element or HTML tag and in all,
+        namespace prefixes, nesting depth, elements, tags, bytes of one tag outside quoted values; a
+        document over one is that feed's error, naming the setting), and ``parse_budget_bytes`` how many bytes of
+        documents one ingest run parses at once across its workers (``pipeline.ingest.parse.ParseBudget``;
+        a larger document is parsed alone). SECURITY.md gives the measured costs.
     """
 
     connect_timeout: float = 5.0
@@ -73,6 +74,7 @@ class FetchPolicy:
     user_agent: str = USER_AGENT
     allow_hosts: frozenset[str] = frozenset()
     workers: int = 8
+    parse_processes: int = 0  # 0: the CPU count (pipeline.ingest.parsepool); 1: in the threads
     parse_budget_bytes: int = 16 * 1024 * 1024
     max_attributes: int = 128
     max_namespaces: int = 64
@@ -98,6 +100,7 @@ class FetchPolicy:
             ("max_bytes", 1),
             ("max_redirects", 0),
             ("workers", 1),
+            ("parse_processes", 0),
             ("parse_budget_bytes", 1),
             ("max_attributes", 1),
             ("max_namespaces", 1),
@@ -173,6 +176,24 @@ class HealthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelLocations:
+    """Where classifier versions live (``model_store`` and ``model_dir`` settings; see
+    :mod:`pipeline.classify.registry`). ``store`` is the writable model store, a folder or an fsspec
+    URL (``s3://bucket/models``): ``train`` writes new versions there and the registry (active
+    version, promotion history) lives there. ``shipped`` is the read-only folder of the model shipped
+    with the code (``models/``), served while the store has no active version. ``cache`` holds local
+    copies of versions read from a URL store."""
+
+    store: str
+    shipped: Path
+    cache: Path
+
+    def __truediv__(self, name: str) -> Path:
+        """A folder beside the shipped models (the breach-kind tagger's ``kinds/``)."""
+        return self.shipped / name
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewSettings:
     """The ``review:`` section (pipeline/review/): ``base_url`` of the analysts' review page (alert
     mail carries signed *relevant* / *not relevant* links to it only when set), how long a link stays
@@ -198,6 +219,30 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """The ``metrics:`` section (pipeline/metrics.py): the pipeline's own counters and timings sent
+    as StatsD over UDP to ``host:port`` (a statsd-exporter, the Datadog agent, statsd itself), each
+    name under ``prefix``; ``tags`` adds DogStatsD tags (``|#model_version:...``), which
+    statsd-exporter and Datadog read and plain StatsD does not. Off unless ``enabled``."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8125
+    prefix: str = "sanctions_watch"
+    tags: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """The ``logging:`` section (pipeline/logs.py): ``format`` of the command line's log lines,
+    ``text`` (one line, with ``[feed=... article=... model=...]`` when known) or ``json`` (one
+    object a line). Airflow's task logs keep Airflow's own format; the context fields and the
+    masking of secrets in URLs apply to both."""
+
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpSettings:
     host: str = "127.0.0.1"
     port: int = 8025
@@ -218,7 +263,11 @@ class AlertSettings:
     lease_seconds: float = 300.0
     pending_alarm_hours: float = 6.0
     feedback_address: str | None = None
-    batch_size: int = 200
+    batch_size: int = 200  # outbox rows claimed (leased) at a time by one sender
+    # A deliver run claims batch after batch until nothing is due or this many seconds have passed
+    # (~90 mails/s to a loopback sink in bench/cycles.py; docs/performance.md). The budget is at
+    # most half of lease_seconds, so no claimed batch outlives its lease.
+    send_seconds: float = 300.0
     # Stories (pipeline/alerts/stories.py; measured in docs/alerts.md with bench/story_threshold.py).
     story_threshold: float = 0.40
     story_window_hours: float = 72.0
@@ -255,7 +304,7 @@ class Config:
     config_dir: Path
     base_dir: Path
     database_url: str
-    model_dir: Path
+    model_dir: ModelLocations  # the model store, then the shipped models
     outbox_dir: Path
     designations_path: Path | None
     threshold: float | None
@@ -271,6 +320,8 @@ class Config:
     health: HealthSettings = field(default_factory=HealthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    logging: LogSettings = field(default_factory=LogSettings)
 
     @property
     def enabled_feeds(self) -> tuple[FeedConfig, ...]:
