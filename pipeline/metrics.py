@@ -27,6 +27,7 @@ logic (which takes ``now`` from the caller).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import socket
@@ -188,6 +189,18 @@ def _pack(lines: Sequence[str]) -> list[bytes]:
 
 _clients: dict[tuple[str, int, str], StatsdClient] = {}
 _clients_lock = threading.Lock()
+
+
+def close_all() -> None:
+    """Close every client's socket (registered with :mod:`atexit`: no socket is left to the
+    interpreter's shutdown)."""
+    with _clients_lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+atexit.register(close_all)
 
 
 def client_for(settings: MetricsSettings) -> StatsdClient:

@@ -47,6 +47,7 @@ PASSFILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 cat <<INFO
 
   Airflow UI:   http://localhost:$PORT   (DAGs: ingest every 15 minutes, then alert on its asset; trigger ingest to run now)
+  Operators:    "Sanctions watch" in the Airflow UI's menu (feed health, alert volumes, outbox, latency, model)
   Login:        $( [ -f "$PASSFILE" ] && .venv/bin/python -c "import json,sys; d=json.load(open(sys.argv[1])); print(', '.join(f'{u} / {p}' for u,p in d.items()))" "$PASSFILE" || echo "see $PASSFILE")
   Review page:  http://127.0.0.1:8081   (analyst / $(cat var/review-analyst-password); log: var/log/review.log)
   Sample feeds: http://127.0.0.1:8765/   Mail sink: 127.0.0.1:8025
