@@ -43,8 +43,14 @@ from typing import Any
 import numpy as np
 
 from pipeline.classify.model import LEGACY_SCHEMA
-from pipeline.classify.registry import MODEL_FILE, GateVerdict, save_model, types_in
-from pipeline.errors import GateError, ModelError
+from pipeline.classify.registry import (
+    MODEL_FILE,
+    GateVerdict,
+    check_verdict,
+    save_model,
+    types_in,
+)
+from pipeline.errors import ModelError
 from pipeline.knowledge.breaches import BREACH_KINDS, KIND_CUES
 
 __all__ = [
@@ -338,26 +344,7 @@ def promote_tagger(
     command line always goes through), that the gate passed or was forced with a name and a reason:
     else :class:`GateError` naming every failure. The verdict is recorded in the history."""
     if verdict is not None:
-        if verdict.version != version:
-            raise GateError(
-                f"tagger {version}: the gate verdict given is for {verdict.version}; "
-                "a verdict promotes only the version it was made for"
-            )
-        if not verdict.passed and not verdict.forced:
-            raise GateError(
-                f"tagger {version}: promotion refused by the tagger gate ("
-                + "; ".join(verdict.failures)
-                + ")",
-                verdict.failures,
-            )
-        if not verdict.passed:
-            log.warning(
-                "tagger %s promoted despite %d gate failure(s), forced by %s: %s",
-                version,
-                len(verdict.failures),
-                verdict.forced_by,
-                verdict.reason,
-            )
+        check_verdict(verdict, version, what="tagger", gate="tagger gate")
     load_tagger(model_dir, version)
     data = _pointer(model_dir)
     previous = data.get("active")

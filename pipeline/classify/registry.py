@@ -614,6 +614,33 @@ def list_models(model_dir: Where) -> list[ModelInfo]:
     return out
 
 
+def check_verdict(verdict: GateVerdict, version: str, *, what: str, gate: str) -> None:
+    """Refuse a promotion ``verdict`` does not allow: one made for another version, or a failed gate
+    not forced (:class:`GateError` naming every failure); log a forced one as a warning. Shared by
+    the model's and the breach-kind tagger's promotions (``what``: "model" or "tagger")."""
+    if verdict.version != version:
+        raise GateError(
+            f"{what} {version}: the gate verdict given is for {verdict.version}; "
+            "a verdict promotes only the version it was made for"
+        )
+    if not verdict.passed and not verdict.forced:
+        raise GateError(
+            f"{what} {version}: promotion refused by the {gate} ("
+            + "; ".join(verdict.failures)
+            + ")",
+            verdict.failures,
+        )
+    if not verdict.passed:
+        log.warning(
+            "%s %s promoted despite %d gate failure(s), forced by %s: %s",
+            what,
+            version,
+            len(verdict.failures),
+            verdict.forced_by,
+            verdict.reason,
+        )
+
+
 def promote(
     model_dir: Where, version: str, *, now: datetime, verdict: GateVerdict, actor: str = "cli"
 ) -> None:
@@ -621,26 +648,7 @@ def promote(
     for this version) allows it; pushed onto the promotion history, the verdict recorded with it.
 
     Raises :class:`GateError` (naming every failure) when the gate failed and was not forced."""
-    if verdict.version != version:
-        raise GateError(
-            f"model {version}: the gate verdict given is for {verdict.version}; "
-            "a verdict promotes only the version it was made for"
-        )
-    if not verdict.passed and not verdict.forced:
-        raise GateError(
-            f"model {version}: promotion refused by the quality gate ("
-            + "; ".join(verdict.failures)
-            + ")",
-            verdict.failures,
-        )
-    if verdict.forced and not verdict.passed:
-        log.warning(
-            "model %s promoted despite %d gate failure(s), forced by %s: %s",
-            version,
-            len(verdict.failures),
-            verdict.forced_by,
-            verdict.reason,
-        )
+    check_verdict(verdict, version, what="model", gate="quality gate")
     load_version(model_dir, version)
     store = _Store(model_dir)
     registry = store.read_registry()
