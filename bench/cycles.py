@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [100] if args.quick else [int(x) for x in args.feeds.split(",") if x.strip()]
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     result: dict[str, Any] = {"date": date, "machine": machine(args.note), "cycles": []}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     with TimedSink() as sink, tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
         for size in sizes:
             work = Path(tmp) / str(size)
@@ -345,7 +346,6 @@ def main(argv: list[str] | None = None) -> int:
                 for prof in work.glob("*.prof"):
                     dest = args.out_dir / prof.name
                     dest.write_bytes(prof.read_bytes())
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"cycles-{date}{'-' + args.tag if args.tag else ''}"
     (args.out_dir / f"{stem}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     (args.out_dir / f"{stem}.md").write_text(markdown(result), encoding="utf-8")

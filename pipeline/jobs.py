@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline import logs, metrics
 from pipeline.alerts.digest import compose_digests as compose_due_digests
 from pipeline.alerts.record import record_story_alerts
-from pipeline.classify.model import Doc, TextModel
+from pipeline.classify.model import Doc, Score, TextModel
+from pipeline.classify.pool import MIN_ARTICLES_PER_PROCESS, ScorePool, score_processes
 from pipeline.classify.registry import list_models, load_active
 from pipeline.config import Config, FeedConfig, FetchPolicy
 from pipeline.deliver.mail import MailSender, SmtpSender
@@ -60,8 +62,10 @@ from pipeline.reports import (
     RunSummary,
 )
 from pipeline.store.articles import (
+    ArticleRevision,
     add_classification,
     articles_to_classify,
+    count_to_classify,
     record_fetch,
     sync_feeds,
     upsert_entries,
@@ -550,9 +554,12 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
     the full-text cascade asks for): the new and edited articles of this run, and any backlog a
     failed run left. Articles an earlier model scored are re-scored by the ``rescore`` DAG only.
 
-    Work is read in keyset pages of ``batch`` (``classify.batch_size``) articles by id, one
-    transaction each, so no query or report grows with the backlog; each article's text is cut to
-    ``classify.max_text_chars``."""
+    Work is read in keyset pages of ``batch`` (``classify.batch_size``) articles by id, so no query
+    or report grows with the backlog; each article's text is cut to ``classify.max_text_chars``. A
+    backlog of more than one page per process is scored in ``classify.processes`` worker processes
+    (:mod:`pipeline.classify.pool`) while this process reads the next page and writes the verdicts of
+    the last, one transaction per page; a page's verdicts are written only once it is scored, so a
+    failed run leaves the rest of the backlog for the next one."""
     started = metrics.start()
     idle = _idle_version(rt)
     if idle is not None:  # an unchanged cycle: the model is not even loaded
@@ -565,18 +572,30 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
     settings = rt.config.classify
     size = batch or settings.batch_size
     _article_pages(rt, model, now=now)
+    with rt.sessions() as session:
+        backlog = count_to_classify(session, cap=MIN_ARTICLES_PER_PROCESS * 64)
+    processes = score_processes(settings.processes, backlog)
     flagged = scored = watermark = 0
-    while True:
+    pool = ScorePool(
+        model,
+        rt.regimes,
+        model_dir=rt.config.model_dir,
+        regimes_path=rt.config.config_dir / "regimes.yaml",
+        processes=processes,
+    )
+    if pool.parallel:
+        log.info("scoring a backlog of %s articles in %d worker processes", backlog, processes)
+    # Pages read, scored (in the workers) and written in order; at most one page per process is in
+    # flight beyond the one being read, so memory stays bounded whatever the backlog.
+    in_flight: deque[tuple[list[ArticleRevision], list[Doc], Future[list[Score]]]] = deque()
+
+    def store(refs: list[ArticleRevision], docs: list[Doc], future: Future[list[Score]]) -> int:
+        scores = pool.result(future, docs)
         with rt.sessions.begin() as session:
-            articles = articles_to_classify(session, model.version, after_id=watermark, limit=size)
-            if not articles:
-                break
-            docs = [_doc(a.title, a.summary, a.body, settings.max_text_chars) for a in articles]
-            scores = model.score_docs(docs, regimes=rt.regimes)
-            for article, s in zip(articles, scores, strict=True):
+            for ref, s in zip(refs, scores, strict=True):
                 add_classification(
                     session,
-                    article,
+                    ref,
                     model_version=model.version,
                     score=s.score,
                     threshold=model.threshold,
@@ -585,11 +604,27 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
                     evidence={**s.evidence.as_dict(), "confidence": s.confidence},
                     now=now,
                 )
-                flagged += s.flagged
-            scored += len(articles)
-            watermark = articles[-1].id
-        if len(articles) < size:
-            break
+        return sum(s.flagged for s in scores)
+
+    with pool:
+        while True:
+            with rt.sessions() as session:
+                articles = articles_to_classify(
+                    session, model.version, after_id=watermark, limit=size
+                )
+                refs = [ArticleRevision(a.id, a.revision) for a in articles]
+                docs = [_doc(a.title, a.summary, a.body, settings.max_text_chars) for a in articles]
+            if not refs:
+                break
+            in_flight.append((refs, docs, pool.submit(docs)))
+            scored += len(refs)
+            watermark = refs[-1].id
+            while len(in_flight) > (pool.processes if pool.parallel else 0):
+                flagged += store(*in_flight.popleft())
+            if len(refs) < size:
+                break
+        while in_flight:
+            flagged += store(*in_flight.popleft())
     log.info("classified %d articles with model %s: %d flagged", scored, model.version, flagged)
     report = ClassifyReport(model.version, scored, flagged)
     metrics.emit_report(rt.config.metrics, report, started=started)

@@ -430,12 +430,16 @@ def _group_new_articles(
 
 def _changed_stories(session: Session, since: datetime) -> set[int]:
     """Stories with a sighting or a classification newer than their last evaluation (looking back
-    no further than ``since``: every run evaluates what changed before it)."""
+    no further than ``since``: every run evaluates what changed before it).
+
+    Strictly newer: an evaluation at ``now`` has already seen what was stored at ``now`` (a cycle
+    stamps its sightings, verdicts and evaluations with one clock reading), so the next quiet run
+    does not re-evaluate every story of a busy cycle (about 1 ms each: 2.8 s after 2,800 stories)."""
     by_sighting = (
         select(Story.id)
         .join(Article, Article.story_id == Story.id)
         .join(Sighting, Sighting.article_id == Article.id)
-        .where(Sighting.seen_at >= Story.updated_at, Sighting.seen_at >= since)
+        .where(Sighting.seen_at > Story.updated_at, Sighting.seen_at >= since)
     )
     by_class = (
         select(Story.id)
@@ -448,7 +452,7 @@ def _changed_stories(session: Session, since: datetime) -> set[int]:
             ),
         )
         .where(
-            Classification.classified_at >= Story.updated_at, Classification.classified_at >= since
+            Classification.classified_at > Story.updated_at, Classification.classified_at >= since
         )
     )
     return set(session.scalars(by_sighting.union(by_class)))

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.classify.model import TextModel, doc_of
+from pipeline.classify.pool import init_worker, worker_state
 from pipeline.errors import InputError
-from pipeline.knowledge.regimes import RegimeBook, load_regimes
+from pipeline.knowledge.regimes import RegimeBook
 
 __all__ = ["BatchScorer", "parse_line", "score_batch"]
 
@@ -67,29 +68,17 @@ def score_batch(
     return out
 
 
-# Worker-process state: loaded once per process by the pool's initializer.
-_WORKER: tuple[TextModel, RegimeBook] | None = None
-
-
-def _init_worker(model_dir: Any, version: str, threshold: float, regimes_path: str) -> None:
-    global _WORKER
-    from pipeline.classify.registry import load_version
-
-    model = load_version(model_dir, version, embed_workers=1)  # a folder or ModelLocations
-    model.threshold = threshold
-    _WORKER = (model, load_regimes(regimes_path))
-
-
 def _ready(seconds: float) -> bool:
     import time
 
     time.sleep(seconds)  # holds this worker so the next task starts another one
-    return _WORKER is not None
+    worker_state()
+    return True
 
 
 def _score_in_worker(items: list[dict[str, Any]]) -> list[str]:
-    assert _WORKER is not None, "worker not initialised"
-    return score_batch(_WORKER[0], _WORKER[1], items)
+    model, regimes = worker_state()
+    return score_batch(model, regimes, items)
 
 
 class BatchScorer:
@@ -104,7 +93,7 @@ class BatchScorer:
             self.pool = ProcessPoolExecutor(
                 processes,
                 mp_context=mp.get_context("spawn"),
-                initializer=_init_worker,
+                initializer=init_worker,
                 initargs=(model_dir, model.version, model.threshold, str(regimes_path)),
             )
 

@@ -98,6 +98,7 @@ def _read_classify(c: Reader) -> ClassifySettings:
     settings = ClassifySettings(
         batch_size=c.integer("batch_size", d.batch_size, low=1, high=100_000),
         max_text_chars=c.integer("max_text_chars", d.max_text_chars, low=200, high=1_000_000),
+        processes=c.integer("processes", d.processes, low=0, high=64),
     )
     c.check_read()
     return settings

@@ -156,10 +156,13 @@ class ClassifySettings:
     classify call reads from the database and scores at a time (keyset pages by article id, so a
     backlog of any size is never one query); ``max_text_chars`` bounds the text of one article the
     model is given (title, then summary, then body, cut to this many characters in all), so one
-    long article costs a bounded time to score."""
+    long article costs a bounded time to score. ``processes`` is how many worker processes score a
+    backlog of more than a page per process (0: the CPU count; 1: score in the task's own process;
+    :mod:`pipeline.classify.pool`)."""
 
     batch_size: int = 500
     max_text_chars: int = 6000
+    processes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

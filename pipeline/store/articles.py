@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,9 +26,11 @@ from pipeline.ingest.parse import Entry
 from pipeline.store.schema import Article, Base, Classification, Feed, FetchLog, Sighting
 
 __all__ = [
+    "ArticleRevision",
     "UpsertResult",
     "add_classification",
     "articles_to_classify",
+    "count_to_classify",
     "insert_ignore",
     "record_fetch",
     "sync_feeds",
@@ -324,9 +326,36 @@ def articles_to_classify(
     return list(session.scalars(stmt))
 
 
+class ArticleRevision(NamedTuple):
+    """Which revision of which article a verdict is about (read in one transaction, written in a
+    later one, as classify does while worker processes score)."""
+
+    id: int
+    revision: int
+
+
+def count_to_classify(session: Session, *, cap: int) -> int:
+    """How many article revisions no model has classified yet, counted up to ``cap`` (the classify
+    run only needs to know whether its backlog repays worker processes)."""
+    inner = (
+        select(Article.id)
+        .outerjoin(
+            Classification,
+            and_(
+                Classification.article_id == Article.id,
+                Classification.revision == Article.revision,
+            ),
+        )
+        .where(Classification.id.is_(None))
+        .limit(cap)
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
 def add_classification(
     session: Session,
-    article: Article,
+    article: Article | ArticleRevision,
     *,
     model_version: str,
     score: float,

@@ -295,3 +295,30 @@ def test_unflagged_articles_make_no_story(story_rt: Runtime) -> None:
     assert record_alerts(rt, now=NOW)["stories_new"] == 0
     with rt.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Story)) == 0
+
+
+def test_a_quiet_run_after_a_busy_one_evaluates_no_story_again(story_rt: Runtime) -> None:
+    """A cycle stamps its sightings, verdicts and story evaluations with one clock reading; the next
+    run with nothing new must not take those stories as changed (it re-evaluated every story of the
+    busy cycle: 4.6 s of a quiet 1,000-feed cycle in bench/results/cycles-2026-12-07-idle.md)."""
+    from pipeline.alerts.record import _changed_stories
+
+    rt = story_rt
+    add_article(rt, feed="wire", title=BASE_TITLE, summary=BASE, url="https://wire.example/q/1")
+    add_article(rt, feed="wire", title=OTHER_TITLE, summary=OTHER, url="https://wire.example/q/2")
+    assert record_alerts(rt, now=NOW)["stories_new"] == 2
+    with rt.sessions() as s:
+        assert _changed_stories(s, NOW - timedelta(hours=48)) == set()
+    # A new sighting of the story after its evaluation still makes it changed.
+    later = NOW + timedelta(hours=1)
+    add_article(
+        rt,
+        feed="daily",
+        title=SYNDICATED_TITLE,
+        summary=SYNDICATED,
+        url="https://daily.example/q/9",
+        now=later,
+    )
+    assert record_alerts(rt, now=later)["stories_joined"] == 1
+    with rt.sessions() as s:
+        assert _changed_stories(s, NOW - timedelta(hours=48)) == set()
