@@ -30,9 +30,10 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasketch import MinHash, MinHashLSH
+if TYPE_CHECKING:  # imported where used: a quiet cycle groups nothing and skips its 0.4 s import
+    from datasketch import MinHash
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -274,6 +275,8 @@ def fingerprint(item: StoryText, *, ignore_numbers: Iterable[int] = ()) -> Finge
     sh = shingles(item.text[:TEXT_CHARS])
     mh: MinHash | None = None
     if sh:
+        from datasketch import MinHash
+
         mh = MinHash(num_perm=NUM_PERM, seed=SEED)
         mh.update_batch([s.encode("utf-8") for s in sorted(sh)])
     return Fingerprint(item, mh, anchors(item.text[:TEXT_CHARS], ignore_numbers=ignore_numbers))
@@ -357,6 +360,8 @@ class StoryIndex:
             raise ValueError(f"story threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
         self.window = window
+        from datasketch import MinHashLSH
+
         self._lsh = MinHashLSH(threshold=max(0.05, threshold * 0.6), num_perm=NUM_PERM)
         self._members: dict[Any, tuple[Fingerprint, int]] = {}
 

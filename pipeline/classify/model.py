@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.utils import murmurhash3_32
 
 from pipeline.classify.hashing import hash_units
 from pipeline.classify.passages import (
@@ -250,6 +249,8 @@ class TextModel:
         """Evidence from a linear model over hashed word n-grams: each n-gram contributes
         coefficient x its tf-idf weight in this document; a sentence's evidence is the sum over its
         n-grams, the terms are the n-grams with the largest contributions."""
+        from sklearn.utils import murmurhash3_32  # here: a quiet cycle never imports scikit-learn
+
         hasher = pipe.named_steps["hash"]
         analyzer = hasher.build_analyzer()
         row = weights.tocsr() if hasattr(weights, "tocsr") else weights
