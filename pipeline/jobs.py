@@ -183,8 +183,8 @@ class Runtime:
         return match
 
     @cached_property
-    def describe(self) -> Callable[[Any], dict[str, Any]]:
-        """Story -> what its alert alleges (kinds, actors with direction, places, date); see
+    def describer(self) -> Any:
+        """A :class:`~pipeline.alerts.describe.Describer`: story -> what its alert alleges (kinds, actors with direction, places, date); see
         :mod:`pipeline.alerts.describe`. Without a servable breach-kind tagger the kinds are not
         tagged (logged once); without places.yaml or actors.yaml fewer names are found."""
         from pipeline.alerts.describe import Describer
@@ -206,7 +206,7 @@ class Runtime:
         describer = Describer(
             tagger=tagger, actors=actors, places=places, designations=self.designation_index
         )
-        return describer.describe
+        return describer
 
     def close(self) -> None:
         """Stop the model's embedding workers and dispose of the engine (idempotent)."""
@@ -660,7 +660,8 @@ def record_alerts(rt: Runtime, *, now: datetime) -> AlertsReport:
             # breach-kind tagger and gazetteers (about 1.5 s).
             designations=_lazy_designations(rt),
             regimes=rt.regimes,
-            describe=lambda facts: rt.describe(facts),
+            describe=lambda facts: rt.describer.describe(facts),
+            prepare=lambda stories: rt.describer.prime(stories),
         )
         pending = count_pending(session)
     report = AlertsReport(

@@ -478,13 +478,17 @@ def record_story_alerts(
     designations: DesignationMatcher | None = None,
     regimes: RegimeBook | None = None,
     describe: StoryDescriber | None = None,
+    prepare: Callable[[Sequence[StoryFacts]], None] | None = None,
 ) -> RecordReport:
     """Group new flagged articles into stories, record new and update alerts and their outbox rows
-    (``describe`` adds what each alert alleges to its details, before subscriptions are matched)."""
+    (``describe`` adds what each alert alleges to its details, before subscriptions are matched;
+    ``prepare`` is first given every story about to be alerted, so that ``describe`` can batch work
+    such as tagging)."""
     report = RecordReport()
     _lock(session)
     touched = _group_new_articles(session, config, now, regimes, report)
     touched |= _changed_stories(session, now - timedelta(hours=config.alerts.story_window_hours))
+    due: list[tuple[Story, StoryFacts, str, float | None, str, str | None]] = []
     for story_id in sorted(touched):
         story = session.get(Story, story_id)
         assert story is not None
@@ -498,11 +502,12 @@ def record_story_alerts(
             )
             continue
         if story.alerted_severity is None:
-            kind, previous = "new", None
+            due.append((story, facts, level, late_days, "new", None))
         elif rank(level) > rank(story.alerted_severity):
-            kind, previous = "update", story.alerted_severity
-        else:
-            continue
+            due.append((story, facts, level, late_days, "update", story.alerted_severity))
+    if describe is not None and prepare is not None and due:
+        prepare([facts for _, facts, *_ in due])  # e.g. tag every story's texts in one batch
+    for story, facts, level, late_days, kind, previous in due:
         details = {
             "designated": list(facts.designated),
             "independent_sources": facts.independent_sources,

@@ -322,3 +322,42 @@ def test_a_quiet_run_after_a_busy_one_evaluates_no_story_again(story_rt: Runtime
     assert record_alerts(rt, now=later)["stories_joined"] == 1
     with rt.sessions() as s:
         assert _changed_stories(s, NOW - timedelta(hours=48)) == set()
+
+
+def test_the_stories_of_one_run_are_tagged_in_one_batch_with_the_same_allegations(
+    story_rt: Runtime,
+) -> None:
+    """The breach-kind tagger's per-call cost dominated a busy cycle's stories step; every story
+    about to be alerted is now tagged in one call, and the allegations are those of one-by-one."""
+    from pipeline.alerts.record import story_facts
+
+    rt = story_rt
+    add_article(rt, feed="wire", title=BASE_TITLE, summary=BASE, url="https://wire.example/b/1")
+    add_article(rt, feed="wire", title=OTHER_TITLE, summary=OTHER, url="https://wire.example/b/2")
+    describer = rt.describer
+    assert describer.tagger is not None
+    calls: list[int] = []
+    tagger = describer.tagger
+
+    class Counting:
+        def tag(self, texts):
+            calls.append(len(texts))
+            return tagger.tag(texts)
+
+        def __getattr__(self, name):
+            return getattr(tagger, name)
+
+    describer.tagger = Counting()
+    try:
+        assert record_alerts(rt, now=NOW)["alerts_new"] == 2
+    finally:
+        describer.tagger = tagger
+    assert calls == [2], calls  # one batch of both stories' texts, no call per story
+    with rt.sessions() as s:
+        alerts = s.scalars(select(Alert).order_by(Alert.id)).all()
+        describer.prime([])  # forget the batch: describe one story at a time
+        for alert in alerts:
+            story = s.get(Story, alert.story_id)
+            alone = describer.describe(story_facts(s, story))
+            assert alert.details["allegation"] == alone
+            assert alone["kinds"], alone
