@@ -12,6 +12,7 @@ every message in :mod:`pipeline.deliver` and its templates.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -261,7 +262,8 @@ def _harvest(
     parse: Callable[..., ParsedFeed] = parse_feed,
 ) -> Harvest:
     """Fetch (conditionally), then parse (``parse``: ``parse_feed`` or a :class:`ParsePool`): one
-    feed's harvest; a failure is recorded, not raised."""
+    feed's harvest; a failure is recorded, not raised. A body identical to the last one stored (its
+    SHA-256) is not parsed: the feed is recorded as not modified, as on a 304."""
     out = Harvest(feed, now, policy.max_bytes)
     try:
         out.result = fetch_feed(
@@ -273,6 +275,10 @@ def _harvest(
         )
         out.http_status = out.result.http_status
         if out.result.status == "ok":
+            out.body_sha256 = hashlib.sha256(out.result.content).hexdigest()
+            if out.body_sha256 == state.body_sha256:  # a server that ignores conditional GET
+                out.same_body = True
+                return out
             out.parsed = parse(
                 out.result.content,
                 feed_id=feed.id,
@@ -311,7 +317,7 @@ def _store_harvest(rt: Runtime, item: Harvest, *, run_id: str, now: datetime) ->
                 )
                 return FeedOutcome(feed.id, "error", error=item.error)
             assert item.result is not None
-            if item.parsed is None:  # 304 Not Modified: nothing parsed, nothing written but the log
+            if item.parsed is None:  # 304, or the same body again: nothing parsed, only the log
                 record_fetch(
                     session,
                     outcome="not_modified",
@@ -319,7 +325,7 @@ def _store_harvest(rt: Runtime, item: Harvest, *, run_id: str, now: datetime) ->
                     last_modified=item.result.last_modified,
                     **fetched,
                 )
-                return FeedOutcome(feed.id, "not_modified")
+                return FeedOutcome(feed.id, "not_modified", same_body=item.same_body)
             parsed = item.parsed
             stored = upsert_entries(session, parsed.entries, now=now)
             outcome = FeedOutcome(
@@ -343,6 +349,7 @@ def _store_harvest(rt: Runtime, item: Harvest, *, run_id: str, now: datetime) ->
                 error=item.problems(),
                 etag=item.result.etag,
                 last_modified=item.result.last_modified,
+                body_sha256=item.body_sha256,
                 **fetched,
             )
     except (DataError, IntegrityError) as err:
@@ -381,7 +388,7 @@ def _store_unchanged(
                 )
     except (DataError, IntegrityError):
         return [_store_harvest(rt, item, run_id=run_id, now=now) for item in items]
-    return [FeedOutcome(item.feed.id, "not_modified") for item in items]
+    return [FeedOutcome(item.feed.id, "not_modified", same_body=item.same_body) for item in items]
 
 
 def ingest(

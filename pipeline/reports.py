@@ -73,6 +73,7 @@ class FeedOutcome(Report):
     duplicates: int = 0
     skipped: int = 0
     error: str | None = None
+    same_body: bool = False  # not modified: the same bytes as last time (not a 304)
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,3 +187,55 @@ def test_jobs_orchestrates_only_no_sql_and_no_wording() -> None:
     assert not any(module == "pipeline.store.schema" for module, _ in imported)
     for banned in ("select(", "update(", "insert(", "text(", "func."):
         assert banned not in source, banned
+
+
+def test_a_server_that_ignores_conditional_requests_is_not_parsed_twice(
+    make_config, sqlite_url: str, monkeypatch
+) -> None:
+    """Issue 13 item 5: the same body again (a server sending 200 and no validators every time) is
+    recorded as not modified without being parsed; a changed body is parsed as before."""
+    from _httpfixtures import FEED_XML, misbehaving_server
+
+    import pipeline.ingest.parsepool as parsepool
+
+    body = {"xml": FEED_XML}
+    parses: list[int] = []
+    real_parse = parsepool.parse_feed
+
+    def counting_parse(content, **kwargs):
+        parses.append(len(content))
+        return real_parse(content, **kwargs)
+
+    monkeypatch.setattr(parsepool, "parse_feed", counting_parse)
+    with misbehaving_server() as server:
+        server.route(
+            "/stubborn",
+            lambda ex: ex.respond(200, {"Content-Type": "application/rss+xml"}, body["xml"]),
+        )
+        config = make_config(
+            database_url=sqlite_url, feeds=[{"id": "s", "url": server.url("/stubborn")}]
+        )
+        with Runtime.open(config) as rt:
+            first = ingest(rt, now=NOW, run_id="a")
+            second = ingest(rt, now=NOW, run_id="b")
+            body["xml"] = FEED_XML.replace(
+                b"<item>",
+                b"<item><title>Extra</title><link>https://n.example/extra</link></item><item>",
+                1,
+            )
+            third = ingest(rt, now=NOW, run_id="c")
+            with rt.sessions() as s:
+                logged = s.execute(
+                    select(FetchLog.run_id, FetchLog.outcome, FetchLog.http_status).order_by(
+                        FetchLog.id
+                    )
+                ).all()
+    assert first.feeds_ok == 1 and first.articles_new > 0
+    assert second.feeds_not_modified == 1 and second.articles_new == 0
+    assert third.feeds_ok == 1 and third.articles_new == 1
+    assert len(parses) == 2  # the first and the changed body; the repeat was not parsed
+    assert [tuple(r) for r in logged] == [
+        ("a", "ok", 200),
+        ("b", "not_modified", 200),
+        ("c", "ok", 200),
+    ]

@@ -28,7 +28,8 @@ def feed_line(outcome: FeedOutcome, *, min_items: int = 0) -> str:
     if outcome.outcome == "error":
         return f"feed {outcome.feed_id}: FAILED: {outcome.error}"
     if outcome.outcome == "not_modified":
-        return f"feed {outcome.feed_id}: not modified (304)"
+        why = "the same body as last time, not parsed" if outcome.same_body else "304"
+        return f"feed {outcome.feed_id}: not modified ({why})"
     line = (
         f"feed {outcome.feed_id}: ok, {outcome.entries_seen} entries, {outcome.articles_new} new, "
         f"{outcome.articles_updated} updated, {outcome.duplicates} duplicates, "

@@ -1,6 +1,7 @@
 """One feed's harvest: what fetching and parsing it gave, and in words what went wrong.
 
-A :class:`Harvest` holds the fetch result (``parsed`` is None on a 304) or an ``error``: the text
+A :class:`Harvest` holds the fetch result (``parsed`` is None on a 304, and on a 200 whose body is
+byte for byte the last one stored: ``same_body``) or an ``error``: the text
 operators see in the fetch log and in notices, with the HTTP status and the server's Retry-After kept
 for the back-off. A body cut at the byte cap is named first in the error (when the cut made the feed
 unreadable) or in :meth:`Harvest.problems` (when what was read still parsed). ``pipeline.jobs.ingest``
@@ -34,6 +35,8 @@ class Harvest:
     error: str | None = None
     http_status: int | None = None
     retry_after: float | None = None
+    body_sha256: str | None = None  # of a 200's body
+    same_body: bool = False  # the body is the one last stored: not parsed, like a 304
 
     def _cut_note(self) -> str:
         truncated = self.result is not None and self.result.truncated

@@ -89,6 +89,8 @@ class Feed(Base):
     name: Mapped[str] = mapped_column(String(300))
     etag: Mapped[str | None] = mapped_column(String(500))
     last_modified: Mapped[str | None] = mapped_column(String(100))
+    # SHA-256 of the last body parsed and stored: the same bytes again are not parsed (migration 0007).
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     last_fetch_at: Mapped[datetime | None]
     last_ok_at: Mapped[datetime | None]
     last_new_at: Mapped[datetime | None]

@@ -37,6 +37,10 @@ def test_one_line_per_feed_says_what_it_did_with_counts() -> None:
     assert feed_line(ok, min_items=20).endswith("(below min_items=20)")
     assert feed_line(FeedOutcome("b", "error", error="HTTP 404")) == "feed b: FAILED: HTTP 404"
     assert feed_line(FeedOutcome("c", "not_modified")) == "feed c: not modified (304)"
+    assert (
+        feed_line(FeedOutcome("c", "not_modified", same_body=True))
+        == "feed c: not modified (the same body as last time, not parsed)"
+    )
 
 
 def _fetch(rt: Runtime, feed_id: str, at: Any, *, ok: bool, entries: int = 10) -> None:
