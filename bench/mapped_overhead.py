@@ -83,7 +83,7 @@ def measure(batch: int, runs: int, tmp: Path) -> str:
             AIRFLOW_HOME=str(tmp / "airflow"),
             AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "dags")]),  # as Airflow does
             SANCTIONS_WATCH_CONFIG=str(cfg),
         )
         airflow = str(Path(sys.executable).parent / "airflow")

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
+from sanctions_watch_edge import now, task_config, tell_operators
 
 # Updated by every ingest run; the alert DAG is scheduled on it, so alerts follow new articles
 # without waiting for the clock.
@@ -79,33 +80,9 @@ rows, sent deliveries, articles nothing durable points at), then runs `VACUUM` +
 """
 
 
-def _tell_operators(context: Any) -> None:
-    """on_failure_callback: record a notice and email the operators (never raises). An
-    AirflowFailException is a failure this DAG raised on purpose after reporting it through the
-    pipeline (a failed feed, through feed health; new operator notices): not told twice."""
-    if isinstance(context.get("exception"), AirflowFailException):
-        return
-    try:
-        from pipeline.config import load_config
-        from pipeline.deliver.notices import report_task_failure
-
-        ti = context.get("ti") or context.get("task_instance")
-        report_task_failure(
-            load_config(),
-            dag_id=getattr(ti, "dag_id", "?"),
-            task_id=getattr(ti, "task_id", "?"),
-            run_id=str(context.get("run_id", "?")),
-            try_number=getattr(ti, "try_number", None),
-            error=context.get("exception"),
-            now=_now(),
-        )
-    except Exception as err:  # noqa: BLE001 - a failure callback must never raise
-        print(f"could not notify operators: {err}")  # noqa: T201 - shown in the task log
-
-
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "sanctions-watch",
-    "on_failure_callback": _tell_operators,
+    "on_failure_callback": tell_operators,
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
@@ -114,64 +91,12 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def _config() -> Any:
-    """The pipeline's config, taking SMTP settings from the ``smtp_default`` connection if set."""
-    import dataclasses
-    import os
-
-    from pipeline.config import check_executor, load_config
-
-    config = load_config()
-    # Read at the edge: a SQLite database under a distributed executor fails every task, saying why.
-    # Airflow's own config (airflow.cfg, env or a chart's values), not only the environment.
-    try:
-        from airflow.sdk.configuration import conf as airflow_conf
-
-        executor = airflow_conf.get("core", "executor", fallback=None)
-    except Exception:  # noqa: BLE001 - no readable Airflow config: the environment is the source
-        executor = None
-    check_executor(config, executor or os.environ.get("AIRFLOW__CORE__EXECUTOR"))
-    try:
-        from airflow.sdk import Connection
-
-        conn = Connection.get("smtp_default")
-    except Exception:  # noqa: BLE001 - no such connection: settings/env are the source
-        conn = None
-    if conn is not None and conn.host:
-        extra = conn.extra_dejson or {}
-        security = (
-            "ssl" if extra.get("ssl") else "starttls" if extra.get("starttls", False) else "none"
-        )
-        smtp = dataclasses.replace(
-            config.smtp,
-            host=conn.host,
-            port=conn.port or config.smtp.port,
-            username=conn.login or None,
-            password=conn.password or None,
-            security=security,
-            sender=extra.get("from_email", config.smtp.sender),
-        )
-        config = dataclasses.replace(config, smtp=smtp)
-    from airflow.sdk.log import mask_secret
-
-    from pipeline.logs import secrets_of
-
-    for secret in secrets_of(config):  # Airflow's masker hides them in its own lines too
-        mask_secret(secret)
-    return config
-
-
 def _runtime() -> Any:
     """The pipeline runtime of one task, as a context manager (``with _runtime() as rt:``). The
     schema was migrated by ``migrate_database``; opening only checks it (no Alembic run per task)."""
     from pipeline.jobs import Runtime
 
-    return Runtime.open(_config(), migrate=False)
-
-
-def _now() -> datetime:
-    # The edge reads the clock; pipeline functions take `now` as an argument.
-    return datetime.now(UTC)
+    return Runtime.open(task_config(), migrate=False)
 
 
 COMMON: dict[str, Any] = {
@@ -209,7 +134,7 @@ def ingest_dag() -> None:
     def plan_feed_batches() -> list[list[str]]:
         from pipeline.jobs import plan_batches
 
-        config = _config()
+        config = task_config()
         feed_id = get_current_context()["params"].get("feed_id")
         if feed_id:
             return [[config.feed(feed_id).id]]  # a typo fails here, naming the feeds file
@@ -224,7 +149,7 @@ def ingest_dag() -> None:
         label = label if len(label) <= 60 else f"{label[:57]}..."
         context["feed_batch"] = label  # type: ignore[typeddict-unknown-key]
         with _runtime() as rt:
-            report = ingest(rt, now=_now(), run_id=context["run_id"], feed_ids=feed_ids)
+            report = ingest(rt, now=now(), run_id=context["run_id"], feed_ids=feed_ids)
         if report.errors:  # each feed's line is in the log above; the others were stored
             raise AirflowFailException(
                 f"{len(report.errors)} of {len(feed_ids)} feeds failed: "
@@ -266,21 +191,21 @@ def alert_dag() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecatedImportWarning)
             with _runtime() as rt:
-                return classify(rt, now=_now()).as_dict()
+                return classify(rt, now=now()).as_dict()
 
     @task
     def record_alerts() -> dict[str, Any]:
         from pipeline.jobs import record_alerts as record
 
         with _runtime() as rt:
-            return record(rt, now=_now()).as_xcom()
+            return record(rt, now=now()).as_xcom()
 
     @task
     def deliver_alerts() -> dict[str, Any]:
         from pipeline.jobs import deliver
 
         with _runtime() as rt:
-            return deliver(rt, now=_now()).as_dict()
+            return deliver(rt, now=now()).as_dict()
 
     @task(retries=0, trigger_rule="all_done")
     def check_health() -> dict[str, Any]:
@@ -288,7 +213,7 @@ def alert_dag() -> None:
         from pipeline.jobs import check_health as check
 
         with _runtime() as rt:
-            report = check(rt, now=_now())
+            report = check(rt, now=now())
         if report.notices_new:  # already emailed to the operators: the run shows red, once
             raise AirflowFailException("operator attention needed: " + " | ".join(report.notices))
         return report.as_dict()
@@ -310,14 +235,14 @@ def digest_dag() -> None:
         from pipeline.jobs import compose_digests as compose
 
         with _runtime() as rt:
-            return compose(rt, now=_now()).as_dict()
+            return compose(rt, now=now()).as_dict()
 
     @task
     def deliver_digests() -> dict[str, Any]:
         from pipeline.jobs import deliver
 
         with _runtime() as rt:
-            return deliver(rt, now=_now()).as_dict()
+            return deliver(rt, now=now()).as_dict()
 
     compose_digests() >> deliver_digests()
 
@@ -336,7 +261,7 @@ def housekeeping_dag() -> None:
         from pipeline.jobs import housekeeping
 
         with _runtime() as rt:
-            return housekeeping(rt, now=_now())
+            return housekeeping(rt, now=now())
 
     purge_and_maintain()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from sanctions_watch_edge import now, task_config, tell_operators
 
 # Updated only when a retraining run promotes its challenger; `rescore` is scheduled on it.
 MODEL_PROMOTED = Asset("sanctions_watch_model_promoted")
@@ -46,42 +47,6 @@ classification keeps the previous verdict) and not alerted. Runbook: `docs/opera
 """
 
 
-def _tell_operators(context: Any) -> None:
-    """on_failure_callback: record a notice and email the operators (never raises)."""
-    if isinstance(context.get("exception"), AirflowFailException):
-        return
-    try:
-        from pipeline.config import load_config
-        from pipeline.deliver.notices import report_task_failure
-
-        ti = context.get("ti") or context.get("task_instance")
-        report_task_failure(
-            load_config(),
-            dag_id=getattr(ti, "dag_id", "?"),
-            task_id=getattr(ti, "task_id", "?"),
-            run_id=str(context.get("run_id", "?")),
-            try_number=getattr(ti, "try_number", None),
-            error=context.get("exception"),
-            now=_now(),
-        )
-    except Exception as err:  # noqa: BLE001 - a failure callback must never raise
-        print(f"could not notify operators: {err}")  # noqa: T201 - shown in the task log
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)  # the edge reads the clock; pipeline functions take `now`
-
-
-def _config() -> Any:
-    import os
-
-    from pipeline.config import check_executor, load_config
-
-    config = load_config()
-    check_executor(config, os.environ.get("AIRFLOW__CORE__EXECUTOR"))
-    return config
-
-
 def _date(raw: Any, name: str) -> datetime | None:
     if raw in (None, ""):
         return None
@@ -98,7 +63,7 @@ COMMON: dict[str, Any] = {
     "max_active_runs": 1,
     "default_args": {
         "owner": "sanctions-watch",
-        "on_failure_callback": _tell_operators,
+        "on_failure_callback": tell_operators,
         "retries": 1,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
@@ -148,8 +113,8 @@ def retrain_dag() -> None:
             actor="retrain-dag",
         )
         return retrain_job(
-            _config(),
-            now=_now(),
+            task_config(),
+            now=now(),
             settings=settings,
             corpus=p.get("corpus") or None,
             test=p.get("test_split"),
@@ -187,8 +152,8 @@ def rescore_dag() -> None:
 
         p = get_current_context()["params"]
         return rescore_job(
-            _config(),
-            now=_now(),
+            task_config(),
+            now=now(),
             days=float(p["days"]) if p.get("days") is not None else None,
             since=_date(p.get("since"), "since"),
             until=_date(p.get("until"), "until"),

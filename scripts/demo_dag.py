@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_dags():
+    sys.path.insert(
+        0, str(ROOT / "dags")
+    )  # as Airflow does: the DAG files import sanctions_watch_edge
     spec = importlib.util.spec_from_file_location(
         "sanctions_watch_dag", ROOT / "dags" / "sanctions_watch.py"
     )

@@ -68,7 +68,8 @@ def airflow_env(tmp_path: Path, config_dir: Path) -> dict[str, str]:
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        PYTHONPATH=str(ROOT),
+        # Airflow puts the DAGs folder on sys.path; scripts loading a DAG file by path do the same.
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "dags")]),
         SANCTIONS_WATCH_CONFIG=str(config_dir),
     )
     return env

@@ -24,7 +24,9 @@ def _airflow_env(tmp_path: Path, config_dir: Path | None = None) -> dict[str, st
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        PYTHONPATH=str(ROOT),
+        # Airflow puts the DAGs folder on sys.path (the DAG files import dags/sanctions_watch_edge/);
+        # these scripts load the DAG files by path, so they do what Airflow does.
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "dags")]),
     )
     if config_dir is not None:
         env["SANCTIONS_WATCH_CONFIG"] = str(config_dir)
