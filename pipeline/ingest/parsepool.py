@@ -5,6 +5,8 @@ fetch (I/O) and hand each body to it, and it parses the body in one of ``process
 and returns the same :class:`~pipeline.ingest.parse.ParsedFeed` (or raises the same
 :class:`~pipeline.errors.FeedParseError`). Guarantees:
 
+- in a daemonic process (which may not have children) it parses in the calling thread, as with one
+  process, and says so once in the log;
 - the processes start only when the first body arrives (an unchanged cycle, all 304, starts none), and
   only when the run has enough feeds to repay their start (:func:`parse_processes`); otherwise the
   pool parses in the calling thread, exactly as ``parse_feed`` does;
@@ -63,6 +65,11 @@ class ParsePool:
     is 1 or less)."""
 
     def __init__(self, processes: int, budget: ParseBudget | None = None) -> None:
+        if processes > 1 and multiprocessing.current_process().daemon:
+            # A daemonic process (a Celery prefork child, an executor's daemon worker) may not start
+            # processes: parse in the ingest threads instead of failing every feed.
+            log.info("parsing in the ingest threads: a daemonic process cannot start parse workers")
+            processes = 1
         self.processes = processes
         self.budget = budget
         self._pool: ProcessPoolExecutor | None = None

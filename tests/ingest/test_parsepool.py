@@ -38,6 +38,27 @@ def test_pool_parses_like_parse_feed_and_holds_the_budget() -> None:
     assert budget.peak == len(WIRE)
 
 
+def _parse_in_a_daemon(queue) -> None:  # pragma: no cover - runs in a child process
+    with ParsePool(2) as pool:
+        parsed = pool(WIRE, feed_id="w", now=NOW, language="en")
+        queue.put((pool.processes, pool._pool is None, len(parsed.entries)))
+
+
+def test_a_daemonic_process_parses_in_its_threads() -> None:
+    """A Celery prefork child (or any daemonic process) may not start processes: the pool parses in
+    the calling thread rather than failing every feed."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_parse_in_a_daemon, args=(queue,), daemon=True)
+    child.start()
+    processes, no_workers, entries = queue.get(timeout=120)
+    child.join(30)
+    assert (processes, no_workers) == (1, True)
+    assert entries == len(parse_feed(WIRE, feed_id="w", now=NOW, language="en").entries) > 3
+
+
 def test_refused_document_raises_the_same_error_from_a_worker() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><rss><channel></channel></rss>'
     with ParsePool(2) as pool, pytest.raises(FeedParseError) as remote:
