@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,3 +77,21 @@ def sample_feeds(server_url: str) -> list[dict[str, Any]]:
             "url": f"{server_url}/africa-desk.xml",
         },
     ]
+
+
+def airflow_env(tmp_path: Path, config_dir: Path | None = None) -> dict[str, str]:
+    """The environment of an Airflow subprocess in a test: its own AIRFLOW_HOME under ``tmp_path``,
+    the repo's DAGs, no examples, and (when given) the pipeline config folder. Airflow puts the DAGs
+    folder on sys.path (the DAG files import ``dags/sanctions_watch_edge/``); scripts that load a DAG
+    file by path get it through PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__UNIT_TEST_MODE="False",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "dags")]),
+    )
+    if config_dir is not None:
+        env["SANCTIONS_WATCH_CONFIG"] = str(config_dir)
+    return env

@@ -6,13 +6,12 @@ it passes and fails, and an Airflow environment for ``dag.test()`` in a subproce
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from helpers import NOW, ROOT
+from helpers import NOW, ROOT, airflow_env  # noqa: F401 - re-exported for the model tests
 
 MODELS_DAG_FILE = ROOT / "dags" / "sanctions_watch_models.py"
 
@@ -59,20 +58,6 @@ def small_model_loop(base: Path) -> dict[str, Any]:
         "champion": version,
         "baselines": baselines,
     }
-
-
-def airflow_env(tmp_path: Path, config_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(tmp_path / "airflow"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        # Airflow puts the DAGs folder on sys.path; scripts loading a DAG file by path do the same.
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "dags")]),
-        SANCTIONS_WATCH_CONFIG=str(config_dir),
-    )
-    return env
 
 
 def airflow_db_migrate(env: dict[str, str]) -> None:

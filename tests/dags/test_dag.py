@@ -4,7 +4,6 @@ documented, and really runs (dag.test())."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,25 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, sample_feeds, write_config
+from helpers import ROOT, airflow_env, sample_feeds, write_config
 
 DAG_FILE = ROOT / "dags" / "sanctions_watch.py"
-
-
-def _airflow_env(tmp_path: Path, config_dir: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(tmp_path / "airflow"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        # Airflow puts the DAGs folder on sys.path (the DAG files import dags/sanctions_watch_edge/);
-        # these scripts load the DAG files by path, so they do what Airflow does.
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "dags")]),
-    )
-    if config_dir is not None:
-        env["SANCTIONS_WATCH_CONFIG"] = str(config_dir)
-    return env
 
 
 def test_dag_file_imports_without_heavy_modules(tmp_path: Path) -> None:
@@ -64,7 +47,7 @@ def test_dag_file_imports_without_heavy_modules(tmp_path: Path) -> None:
     """)
     out = subprocess.run(
         [sys.executable, "-c", code],
-        env=_airflow_env(tmp_path),
+        env=airflow_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
@@ -117,7 +100,7 @@ def test_dagbag_has_no_import_errors(tmp_path: Path) -> None:
     """)
     out = subprocess.run(
         [sys.executable, "-c", code],
-        env=_airflow_env(tmp_path),
+        env=airflow_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=180,
@@ -171,7 +154,7 @@ def test_dag_test_failed_feeds_show_as_failed_batches_and_notify_operators_once(
         smtp_port=mail_sink.port,
         settings={"health": {"failures_to_notify": 1, "feed_batch_size": 3}},
     )
-    env = _airflow_env(tmp_path, config_dir)
+    env = airflow_env(tmp_path, config_dir)
     migrate = subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
         env=env,
@@ -297,7 +280,7 @@ def test_dag_test_digest_composes_due_digests_and_sends_each_once(
             rt, feed="daily", title=OTHER_TITLE, summary=OTHER, url="https://d/1", now=yesterday
         )
         assert record_alerts(rt, now=yesterday).digest_items_queued == 2
-    env = _airflow_env(tmp_path, config_dir)
+    env = airflow_env(tmp_path, config_dir)
     airflow = str(Path(sys.executable).parent / "airflow")
     migrate = subprocess.run(
         [airflow, "db", "migrate"],
