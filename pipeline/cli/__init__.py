@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     force_options(p)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--embed-workers", type=int, default=2, help="processes that compute embeddings")
+    p.add_argument(
+        "--max-everyday-alarms",
+        type=_per_1000,
+        default=5.0,
+        metavar="N",
+        help="choose the threshold among those flagging at most N of every 1,000 ordinary-news "
+        "training items out of fold (default 5; 'none': no limit)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = command(sub, "evaluate", help="metrics of a model on labelled JSON lines")
@@ -227,3 +235,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # python -m pipeline.cli runs __main__.py
     raise SystemExit(main())
+
+
+def _per_1000(value: str) -> float | None:
+    """``--max-everyday-alarms``: a non-negative number, or ``none``."""
+    if value.strip().lower() == "none":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of alarms per 1,000 or 'none', got {value!r}"
+        ) from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'none', got {value!r}")
+    return number

@@ -109,6 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         folds=args.folds,
         repo_root=REPO,
         embed_workers=args.embed_workers or 2,
+        max_everyday_per_1000=args.max_everyday_alarms,
     )
     publish(config.model_dir, result.version)
     out = {

@@ -31,13 +31,24 @@ def precision_at_recall(labels: np.ndarray, probs: np.ndarray, recall: float = 0
 
 
 def best_f1_threshold(
-    labels: np.ndarray, probs: np.ndarray, *, min_precision: float = 0.0
+    labels: np.ndarray,
+    probs: np.ndarray,
+    *,
+    min_precision: float = 0.0,
+    ordinary: np.ndarray | None = None,
+    max_ordinary_per_1000: float | None = None,
 ) -> tuple[float, float]:
     """The threshold that maximises F1 on these (out-of-fold) predictions, and that F1.
 
     With ``min_precision``, only thresholds whose precision reaches it are considered (alert fatigue
-    costs compliance teams more than a borderline miss); if none does, the best-F1 threshold is used.
+    costs compliance teams more than a borderline miss). With ``ordinary`` (a mask of the ordinary-news
+    items) and ``max_ordinary_per_1000``, only thresholds that flag at most that many of every 1,000
+    ordinary items are considered: a real stream is almost all ordinary news, so its false-alarm rate,
+    not the corpus mix, decides how many alerts a compliance team reads. If no threshold meets the
+    limits, the best-F1 one is used.
     """
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, dtype=float)
     precision, recall, thresholds = precision_recall_curve(labels, probs)
     if not len(thresholds):
         return 0.5, 0.0
@@ -45,6 +56,10 @@ def best_f1_threshold(
         precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0
     )[:-1]
     allowed = precision[:-1] >= min_precision
+    if ordinary is not None and max_ordinary_per_1000 is not None and np.any(ordinary):
+        scores = np.sort(probs[np.asarray(ordinary, dtype=bool)])
+        flagged = len(scores) - np.searchsorted(scores, thresholds, side="left")
+        allowed &= flagged * 1000.0 / len(scores) <= max_ordinary_per_1000
     candidates = np.where(allowed, f1, -1.0) if allowed.any() else f1
     best = int(np.argmax(candidates))
     return float(thresholds[best]), float(f1[best])

@@ -1,14 +1,18 @@
 """Training the whole-article model: a base scorer over heads and passages, and a learned combiner.
 
-What the base model learns from (``base_examples``):
+What the base model learns from (``base_examples``, then ``with_breach_passages``):
 
 * every item that is not a full-length article (``style != "article"``): its whole text, its label;
 * every passage and the head of a full-length **negative** article, as negatives: nothing in such an
   article reports a breach, so no part of it does either. This teaches the base model the summit,
-  front-line and domestic-politics language that surrounds real breach reporting.
-
-Passages of positive articles are never base examples: which paragraph holds the breach is not
-labelled, and a wrong guess would teach the model that diplomacy is a breach.
+  front-line and domestic-politics language that surrounds real breach reporting;
+* the breach passages of full-length **positive** articles, as positives. Which paragraph holds the
+  breach is not labelled, so it is found the way multiple-instance learning does: a first base model
+  (fitted without the article's fold, so it has never seen the article) scores every passage, and the
+  ``BREACH_PASSAGES`` best are taken as the article's positive examples. The other passages of a
+  positive article are never examples: a wrong guess there would teach the model that diplomacy is a
+  breach. On grouped out-of-fold predictions of the training corpus this lifts article F1 from 0.79
+  to 0.87 and the recall of breaches only in the body from 0.78 to 0.89 (``docs/model-card.md``).
 
 The combiner reads, for every item, the base margins of its head and passages
 (:func:`pipeline.classify.passages.features`). Its training rows are **grouped out-of-fold**: for each
@@ -43,6 +47,7 @@ from pipeline.classify.passages import (
 )
 
 __all__ = [
+    "BREACH_PASSAGES",
     "EVERYDAY_KIND",
     "OOF",
     "BaseExamples",
@@ -56,12 +61,17 @@ __all__ = [
     "oof_embedding_rows",
     "oof_features",
     "segments_of",
+    "with_breach_passages",
 ]
 
 log = logging.getLogger(__name__)
 
 # Ordinary news (science, sport, business...): negatives for the general base only.
 EVERYDAY_KIND = "everyday_news"
+
+# How many best passages of a positive full-length article become positive base examples. Two beat one
+# on grouped out-of-fold PR-AUC (0.899 against 0.896): a breach paragraph often straddles two windows.
+BREACH_PASSAGES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +83,9 @@ class BaseExamples:
 
 
 def base_examples(items: Sequence[dict[str, Any]], settings: PassageSettings) -> BaseExamples:
-    """Every base example; ``domain`` marks the short items about sanctions-regime topics."""
+    """The base examples known from labels alone: every short item, and every part of a negative
+    full-length article. ``domain`` marks the examples about sanctions-regime topics (everything but
+    ordinary news), which the domain base and the embedding head learn from."""
     texts: list[str] = []
     labels: list[int] = []
     owner: list[int] = []
@@ -87,13 +99,38 @@ def base_examples(items: Sequence[dict[str, Any]], settings: PassageSettings) ->
                 texts.append(text)
                 labels.append(0)
                 owner.append(index)
-                domain.append(False)
+                domain.append(item.get("kind") != EVERYDAY_KIND)
         else:
             texts.append(article_text(item.get("title"), item.get("summary"), item.get("body")))
             labels.append(int(item["label"]))
             owner.append(index)
             domain.append(item.get("kind") != EVERYDAY_KIND)
     return BaseExamples(texts, np.asarray(labels), np.asarray(owner), np.asarray(domain))
+
+
+def with_breach_passages(
+    base: BaseExamples,
+    items: Sequence[dict[str, Any]],
+    top_texts: Sequence[tuple[str, ...]],
+    *,
+    count: int = BREACH_PASSAGES,
+) -> BaseExamples:
+    """``base`` plus the ``count`` best passages of every positive full-length article as positive
+    domain examples. ``top_texts`` are out-of-fold (:func:`oof_features`): per item the head, then
+    its passages best first, as scored by a base model that never saw the item's fold."""
+    texts, labels = list(base.texts), base.labels.tolist()
+    owner, domain = base.owner.tolist(), base.domain.tolist()
+    for index, item in enumerate(items):
+        if item.get("style") != "article" or int(item["label"]) != 1:
+            continue
+        for text in top_texts[index][1 : 1 + count]:
+            texts.append(text)
+            labels.append(1)
+            owner.append(index)
+            domain.append(True)
+    return BaseExamples(
+        texts, np.asarray(labels), np.asarray(owner), np.asarray(domain, dtype=bool)
+    )
 
 
 @dataclass(slots=True)
@@ -125,7 +162,7 @@ def item_rows(bases: Bases, segs: Sequence[Segments]) -> tuple[np.ndarray, list[
     dom, gen = bases.margins(segs) if segs else (np.zeros(0), np.zeros(0))
     rows, top = [], []
     for sg, m, g in zip(segs, split_margins(segs, dom), split_margins(segs, gen), strict=True):
-        rows.append(features(m, g))
+        rows.append(features(m, g, sg))
         top.append(embedded_texts(sg, m))
     return (np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))), top
 

@@ -2,8 +2,10 @@
 
 Near-duplicate stories of one event never straddle folds (``StratifiedGroupKFold`` on ``event_id``).
 Candidates are compared on out-of-fold PR-AUC (then F1); the winner's out-of-fold margins fit its Platt
-calibration and choose its threshold (best F1); it is then refit on all training items, scored once on
-the frozen test split, and written to the registry as a new version (not promoted unless asked).
+calibration and choose its threshold (the best F1 among thresholds that flag at most
+``max_everyday_per_1000`` of every 1,000 ordinary-news items); it is then refit on all training items,
+scored once on the frozen test split, and written to the registry as a new version (not promoted
+unless asked).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pipeline.classify.registry import save_model
 from pipeline.training.corpus import data_hash
 from pipeline.training.evaluate import best_f1_threshold, binary_metrics, evaluate_items
 from pipeline.training.passages import (
+    EVERYDAY_KIND,
     OOF,
     base_examples,
     choose_band,
@@ -38,6 +41,7 @@ from pipeline.training.passages import (
     oof_embedding_rows,
     oof_features,
     segments_of,
+    with_breach_passages,
 )
 
 __all__ = ["CANDIDATES", "TrainResult", "cross_validate", "item_text", "train_model"]
@@ -147,6 +151,11 @@ CANDIDATES: dict[str, Candidate] = {
 # best F1). Raising it trades recall for precision; docs/model-card.md shows the operating points.
 MIN_PRECISION = 0.0
 
+# ... and that flag at most this many of every 1,000 ordinary-news training items out of fold (the
+# `everyday_news` kind). The corpus is a third ordinary news, a real stream almost all of it: at the
+# plain best-F1 threshold one cycle of 1,000 feeds would mail dozens of false alarms. None: no limit.
+MAX_EVERYDAY_PER_1000 = 5.0
+
 # The bases the whole-article model can score per passage (sparse, fast enough for every passage).
 PASSAGE_CANDIDATES = ("tfidf-word-lr", "tfidf-word-char-lr", "fusion-tfidf-embedding")
 
@@ -201,6 +210,16 @@ def _git_commit(root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
+def _operating_text(meta: dict[str, Any]) -> str:
+    limit = (meta.get("operating_point") or {}).get("max_everyday_per_1000")
+    if limit is None:
+        return "the best out-of-fold F1"
+    return (
+        f"the best out-of-fold F1 among thresholds flagging at most {limit:g} of every 1,000 "
+        "ordinary-news training items"
+    )
+
+
 def _card(meta: dict[str, Any]) -> str:
     cv = meta["cross_validation"]
     rows = "\n".join(
@@ -233,7 +252,8 @@ Council sanctions. Output: a calibrated probability; flagged when >= {meta["thre
 summary) and passages (windows of {comb.get("passages", {}).get("window")} sentences over the body,
 at most {comb.get("passages", {}).get("max_passages")}); base margins of each feed the combiner
 (features: {", ".join(comb.get("features", []))}).{cascade_text} Platt-calibrated on grouped
-out-of-fold margins. scikit-learn {meta["sklearn_version"]}; feature schema `{FEATURE_SCHEMA}`.
+out-of-fold margins. Operating point: {_operating_text(meta)}. scikit-learn {meta["sklearn_version"]};
+feature schema `{FEATURE_SCHEMA}`.
 
 **Training data.** {meta["training_data"]["n_items"]} items ({meta["training_data"]["n_positive"]} positive)
 from `data/corpus/` (our own writing about real events; see docs/labelling.md), sha256
@@ -241,7 +261,7 @@ from `data/corpus/` (our own writing about real events; see docs/labelling.md), 
 
 **Selection (5-fold cross-validation grouped by event).**
 
-| candidate | PR-AUC | best F1 | precision at recall 0.9 |
+| candidate | PR-AUC | F1 at the operating point | precision at recall 0.9 |
 |---|---|---|---|
 {rows}
 
@@ -270,6 +290,7 @@ def train_model(
     repo_root: Path | None = None,
     passages: PassageSettings | None = None,
     embed_workers: int = 2,
+    max_everyday_per_1000: float | None = MAX_EVERYDAY_PER_1000,
 ) -> TrainResult:
     """Compare base candidates by grouped CV of the whole-article model, calibrate and threshold the
     best, refit, save a new version (see :mod:`pipeline.training.passages`)."""
@@ -291,13 +312,24 @@ def train_model(
             f"training needs at least {folds} items of each label, got {per_class.tolist()}"
         )
     splits = grouped_folds(labels, [str(i["event_id"]) for i in train], folds)
+    everyday = np.asarray([i.get("kind") == EVERYDAY_KIND for i in train])
+
+    def operating_point(probs: np.ndarray) -> tuple[float, float]:
+        return best_f1_threshold(
+            labels,
+            probs,
+            min_precision=MIN_PRECISION,
+            ordinary=everyday,
+            max_ordinary_per_1000=max_everyday_per_1000,
+        )
+
     segs = segments_of(train, settings)
     # The threshold is chosen on every item, ordinary news included: a real stream is mostly ordinary
     # news, and its false alarms at a low threshold are what compliance teams would pay for.
-    base = base_examples(train, settings)
+    labelled = base_examples(train, settings)
     comparison: dict[str, Any] = {}
     states: dict[str, dict[str, Any]] = {}
-    sparse_oof: dict[int, OOF] = {}  # one out-of-fold pass per distinct sparse base
+    sparse_oof: dict[int, tuple[Any, OOF]] = {}  # one out-of-fold pass per distinct sparse base
     embedder: Any = None
     vectors_of: dict[str, np.ndarray] = {}
 
@@ -317,22 +349,26 @@ def train_model(
         cand = CANDIDATES[name]
         key = id(cand.tfidf)
         if key not in sparse_oof:
-            sparse_oof[key] = oof_features(cand.tfidf, train, segs, base, splits)  # type: ignore[arg-type]
-        oof = sparse_oof[key]
+            # Two passes: the first finds the breach passages of positive articles (out of fold),
+            # the second learns from them too (see pipeline.training.passages).
+            first = oof_features(cand.tfidf, train, segs, labelled, splits)  # type: ignore[arg-type]
+            base = with_breach_passages(labelled, train, first.top_texts)
+            sparse_oof[key] = (base, oof_features(cand.tfidf, train, segs, base, splits))  # type: ignore[arg-type]
+        base, oof = sparse_oof[key]
         m_sparse = oof_combined(oof.rows, labels, splits)
         cal_sparse = platt_fit(m_sparse, labels)
         p_sparse = _platt(cal_sparse, m_sparse)
-        state: dict[str, Any] = {"oof": oof, "cal_sparse": cal_sparse}
+        state: dict[str, Any] = {"oof": oof, "base": base, "cal_sparse": cal_sparse}
         if cand.head is None:
             probs, calibration = p_sparse, cal_sparse
-            thr, f1 = best_f1_threshold(labels, probs, min_precision=MIN_PRECISION)
+            thr, f1 = operating_point(probs)
         else:
             emb_rows = oof_embedding_rows(cand.head, embed, base, oof.top_texts, splits)
             full_rows = np.c_[oof.rows, emb_rows]
             m_full = oof_combined(full_rows, labels, splits)
             calibration = platt_fit(m_full, labels)
             p_full = _platt(calibration, m_full)
-            thr, _ = best_f1_threshold(labels, p_full, min_precision=MIN_PRECISION)
+            thr, _ = operating_point(p_full)
             low, high = choose_band(p_sparse, p_full, thr)
             in_band = (p_sparse >= low) & (p_sparse < high)
             probs = np.where(in_band, p_full, p_sparse)
@@ -349,6 +385,9 @@ def train_model(
             "pr_auc": m["pr_auc"],
             "f1_at_best": round(f1, 4),
             "threshold": round(thr, 4),
+            "everyday_false_alarms_per_1000": (
+                round(float((probs[everyday] >= thr).mean()) * 1000, 1) if everyday.any() else None
+            ),
             "precision_at_recall_0.9": m["precision_at_recall_0.9"],
             "roc_auc": m["roc_auc"],
             **({"second_stage_share": state["second_stage_share"]} if cand.head else {}),
@@ -368,6 +407,7 @@ def train_model(
         log.info("candidate %s: PR-AUC %s, F1 %.4f", name, m["pr_auc"], f1)
     chosen = max(names, key=lambda n: (comparison[n]["pr_auc"], comparison[n]["f1_at_best"]))
     cand, state = CANDIDATES[chosen], states[chosen]
+    base = state["base"]
     calibration = state["calibration"]
     threshold = float(state["threshold"])
     bases = fit_bases(cand.tfidf, base, np.ones(len(base.texts), dtype=bool))  # type: ignore[arg-type]
@@ -414,6 +454,14 @@ def train_model(
             "description": f"whole-article model: {cand.description} over the head and passages, "
             "combined by a logistic regression fitted on grouped out-of-fold base margins",
             "threshold": threshold,
+            "operating_point": {
+                "rule": "the best out-of-fold F1 among thresholds with out-of-fold precision "
+                "at least min_precision and at most max_everyday_per_1000 false alarms per 1,000 "
+                "ordinary-news items",
+                "min_precision": MIN_PRECISION,
+                "max_everyday_per_1000": max_everyday_per_1000,
+                "everyday_items": int(everyday.sum()),
+            },
             "calibration": calibration,
             "cross_validation": comparison,
             "folds": folds,
