@@ -18,6 +18,8 @@ import numpy as np
 
 from pipeline.classify.hashing import hash_units
 from pipeline.classify.passages import (
+    EMBEDDING_FEATURES,
+    FEATURE_NAMES,
     THIN_WORDS,
     Doc,
     Margins,
@@ -317,9 +319,12 @@ class TextModel:
         segs = [segment(d, settings) for d in docs]
         domain, general = self._sparse_margins(segs)
         per_doc = split_margins(segs, domain)
-        rows = [features(m, g) for m, g in zip(per_doc, split_margins(segs, general), strict=True)]
-        sparse_rows = np.vstack(rows)
+        rows = [
+            features(m, g, sg)
+            for m, g, sg in zip(per_doc, split_margins(segs, general), segs, strict=True)
+        ]
         combiner_meta = self.metadata.get("combiner") or {}
+        sparse_rows = np.vstack(rows)[:, self._columns(combiner_meta)]
         head = self.head
         if head is None:
             return self._calibrate(self.combiner.decision_function(sparse_rows)), segs, per_doc
@@ -346,6 +351,20 @@ class TextModel:
             full = np.c_[sparse_rows[need], np.vstack(emb_rows)]
             probs[need] = self._calibrate(self.combiner.decision_function(full))
         return probs, segs, per_doc
+
+    def _columns(self, combiner_meta: dict[str, Any]) -> list[int]:
+        """The columns of :data:`FEATURE_NAMES` this model's combiner was trained on, in its order
+        (a model trained before a feature was added records the shorter list)."""
+        names = [
+            n for n in combiner_meta.get("features") or FEATURE_NAMES if n not in EMBEDDING_FEATURES
+        ]
+        unknown = [n for n in names if n not in FEATURE_NAMES]
+        if unknown:
+            raise ModelError(
+                f"model {self.version}: combiner features {unknown} are unknown to this version of "
+                f"the code (known: {list(FEATURE_NAMES)})"
+            )
+        return [FEATURE_NAMES.index(n) for n in names]
 
     def predict_docs(self, docs: Sequence[Doc]) -> np.ndarray:
         """Calibrated probability per article (title, summary, body)."""

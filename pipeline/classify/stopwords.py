@@ -14,6 +14,7 @@ at run time).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 __all__ = ["LANGUAGES", "STOP_WORDS", "is_stop_word", "meaningful_terms"]
@@ -158,11 +159,17 @@ def is_stop_word(word: str, lang: str | None) -> bool:
     return word.casefold() in _stop_set(lang)
 
 
+# Seven or more Han or kana characters in a row: a clause, not a term (most words are 1-4).
+_UNSPACED_CLAUSE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]{7,}")
+
+
 def meaningful_terms(terms: Iterable[str], lang: str | None) -> tuple[str, ...]:
     """``terms`` without function words of ``lang`` (every language's when it is unknown).
 
     A term is an n-gram ("arms to", "north korean"): function words are trimmed from both ends
     ("arms to" → "arms"), and a term left empty, or made only of digits and punctuation, is dropped.
+    So is a run of Chinese or Japanese characters longer than a word (the word tokenizer splits at
+    spaces and punctuation only, so such a run is a whole clause; the quoted passages show it).
     Order is kept; duplicates produced by trimming are dropped. Pure.
     """
     stop = _stop_set(lang)
@@ -175,6 +182,8 @@ def meaningful_terms(terms: Iterable[str], lang: str | None) -> tuple[str, ...]:
             words.pop()
         kept = " ".join(words)
         if not kept or not any(ch.isalpha() for ch in kept) or kept in out:
+            continue
+        if _UNSPACED_CLAUSE.search(kept):
             continue
         out.append(kept)
     return tuple(out)

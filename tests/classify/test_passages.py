@@ -12,11 +12,13 @@ from helpers import NOW, ROOT
 from pipeline.classify.model import doc_of, sparse_features
 from pipeline.classify.passages import (
     FEATURE_NAMES,
+    SCRIPT_FEATURES,
     Doc,
     Margins,
     PassageSettings,
     features,
     flatten,
+    script_features,
     segment,
     split_sentences,
     thin,
@@ -85,6 +87,52 @@ def test_a_head_only_item_does_not_count_its_head_several_times() -> None:
     named = dict(zip(FEATURE_NAMES, features(with_passages, with_passages), strict=True))
     assert (named["top1"], named["top2"]) == (3.0, 0.5)
     assert named["mean_top3"] == pytest.approx(2.5 / 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "script"),
+    [
+        ("北韩向俄罗斯运送炮弹和导弹，违反安理会决议。", "script_han"),
+        ("북한이 러시아에 포탄과 미사일을 보냈다.", "script_hangul"),
+        ("كوريا الشمالية أرسلت قذائف إلى روسيا", "script_arabic"),
+        ("КНДР передала России снаряды и ракеты.", "script_cyrillic"),
+        ("North Korea shipped shells to Russia.", None),
+        ("北朝鮮がロシアに砲弾を送ったと政府が発表した。", None),  # Japanese: Han with kana
+        ("Seoul says 북한 shipped shells to Russia by rail through Rajin last month.", None),
+    ],
+)
+def test_the_script_columns_name_the_writing_system_of_the_text(
+    text: str, script: str | None
+) -> None:
+    sg = segment(Doc.of(text), PassageSettings())
+    row = dict(zip(SCRIPT_FEATURES, script_features(sg), strict=True))
+    assert row == {name: float(name == script) for name in SCRIPT_FEATURES}
+    margins = Margins(head=0.0, whole=0.0, passages=np.zeros(0))
+    named = dict(zip(FEATURE_NAMES, features(margins, margins, sg), strict=True))
+    assert {k: named[k] for k in SCRIPT_FEATURES} == row
+
+
+def test_a_model_trained_before_the_script_columns_reads_only_its_own() -> None:
+    from pipeline.classify.model import TextModel
+    from pipeline.errors import ModelError
+
+    old = TextModel(
+        {}, "old", 0.5, {"a": 1.0, "b": 0.0}, {"combiner": {"features": list(FEATURE_NAMES[:9])}}
+    )
+    assert old._columns(old.metadata["combiner"]) == list(range(9))
+    new = TextModel(
+        {},
+        "new",
+        0.5,
+        {"a": 1.0, "b": 0.0},
+        {"combiner": {"features": [*FEATURE_NAMES, "emb_head"]}},
+    )
+    assert new._columns(new.metadata["combiner"]) == list(range(len(FEATURE_NAMES)))
+    odd = TextModel(
+        {}, "odd", 0.5, {"a": 1.0, "b": 0.0}, {"combiner": {"features": ["head", "moon_phase"]}}
+    )
+    with pytest.raises(ModelError, match=r"odd.*moon_phase"):
+        odd._columns(odd.metadata["combiner"])
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,16 @@ def test_trimming_keeps_order_and_drops_duplicates_and_numbers() -> None:
     assert meaningful_terms(["arms to", "arms", "2017", "to the", "coal"], "en") == ("arms", "coal")
 
 
+def test_a_chinese_or_japanese_clause_is_not_a_term() -> None:
+    clause = "这违反了联合国安理会决议"  # one "word" to a tokenizer that splits at spaces
+    assert meaningful_terms([clause, "朝鲜", "武器贸易", "tanker"], "zh") == (
+        "朝鲜",
+        "武器贸易",
+        "tanker",
+    )
+    assert meaningful_terms(["国連安保理決議に違反する", "弾道ミサイル"], "ja") == ("弾道ミサイル",)
+
+
 def test_unknown_language_uses_every_list() -> None:
     assert meaningful_terms(["밝혔다", "заявил", "said", "tanker"], None) == ("tanker",)
     assert meaningful_terms(["밝혔다", "tanker"], "xx") == ("tanker",)
