@@ -196,8 +196,8 @@ def run_size(feeds: int, work: Path, sink: TimedSink, profile: bool) -> list[dic
             # sanctions-watch first, right after the feeds were published: its latency is from
             # the moment the items appeared. Then the naive script and the lower bound.
             cmd = [py, str(BENCH / "swcycle.py"), "--config", str(cdir), "--run-id", cycle]
-            if profile and cycle == "new":
-                cmd += ["--profile", str(work / f"sw-{feeds}-new.prof")]
+            if profile:
+                cmd += ["--profile", str(work / f"sw-{feeds}-{cycle}.prof")]
             mark = len(sink.messages)
             res = run_child(cmd, env)
             time.sleep(0.2)  # the sink's last DATA handler
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feeds", default="100,1000,5000", help="comma-separated feed counts")
     ap.add_argument("--quick", action="store_true", help="100 feeds only")
-    ap.add_argument("--profile", type=int, help="cProfile sanctions-watch's new cycle at this size")
+    ap.add_argument("--profile", type=int, help="cProfile sanctions-watch's cycles at this size")
     ap.add_argument("--out-dir", type=Path, default=BENCH / "results")
     ap.add_argument("--note", default="", help="a note on the machine, written with the results")
     ap.add_argument("--tag", default="", help="suffix for the result file names")

@@ -64,10 +64,12 @@ from pipeline.reports import (
 )
 from pipeline.store.articles import (
     ArticleRevision,
+    NotModified,
     add_classification,
     articles_to_classify,
     count_to_classify,
     record_fetch,
+    record_not_modified,
     sync_feeds,
     upsert_entries,
 )
@@ -371,21 +373,15 @@ def _store_unchanged(
     apart); if the database refuses one, each is stored on its own as :func:`_store_harvest` does."""
     if not items:
         return []
+    fetches = []
+    for item in items:
+        assert item.result is not None
+        fetches.append(
+            NotModified(item.feed.id, item.http_status, item.result.etag, item.result.last_modified)
+        )
     try:
         with rt.sessions.begin() as session:
-            for item in items:
-                assert item.result is not None
-                record_fetch(
-                    session,
-                    run_id=run_id,
-                    feed_id=item.feed.id,
-                    started_at=now,
-                    finished_at=now,
-                    http_status=item.http_status,
-                    outcome="not_modified",
-                    etag=item.result.etag,
-                    last_modified=item.result.last_modified,
-                )
+            record_not_modified(session, fetches, run_id=run_id, at=now)
     except (DataError, IntegrityError):
         return [_store_harvest(rt, item, run_id=run_id, now=now) for item in items]
     return [FeedOutcome(item.feed.id, "not_modified", same_body=item.same_body) for item in items]

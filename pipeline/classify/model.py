@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.classify.hashing import hash_units
 from pipeline.classify.passages import (
     EMBEDDING_FEATURES,
     FEATURE_NAMES,
@@ -458,6 +457,8 @@ def sparse_features(pipe: Any, segs: Sequence[Segments]) -> Any:
     ("tfidf", TfidfTransformer)])), ("clf", ...)])``, as :mod:`pipeline.training.train` builds it.
     """
     from scipy.sparse import hstack
+
+    from pipeline.classify.hashing import hash_units  # scipy: loaded when first scoring
 
     units = units_of(segs)
     spans = span_matrix(segs)

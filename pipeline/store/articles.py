@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,12 +27,14 @@ from pipeline.store.schema import Article, Base, Classification, Feed, FetchLog,
 
 __all__ = [
     "ArticleRevision",
+    "NotModified",
     "UpsertResult",
     "add_classification",
     "articles_to_classify",
     "count_to_classify",
     "insert_ignore",
     "record_fetch",
+    "record_not_modified",
     "sync_feeds",
     "upsert_entries",
 ]
@@ -294,6 +296,73 @@ def record_fetch(
     elif outcome == "error":
         feed.consecutive_failures += 1
         feed.last_error = error
+
+
+class NotModified(NamedTuple):
+    """One fetch the server answered with nothing new (304, or the stored body byte for byte)."""
+
+    feed_id: str
+    http_status: int | None
+    etag: str | None
+    last_modified: str | None
+
+
+def record_not_modified(
+    session: Session, fetches: Sequence[NotModified], *, run_id: str, at: datetime
+) -> None:
+    """Log many fetches with nothing new at once, as :func:`record_fetch` with outcome
+    ``not_modified`` would one by one: a fetch-log row each, and each feed's state (last fetch and
+    last success now, failures reset, error cleared, validators replaced when the server sent any).
+
+    Two statements in all (an executemany INSERT and an UPDATE by primary key), not a query and a
+    flush per feed: a quiet cycle over 1,000 feeds spent about two seconds here. A feed id that is
+    not stored makes the INSERT fail (the fetch log's foreign key): the caller then records each
+    fetch on its own.
+    """
+    if not fetches:
+        return
+    session.execute(
+        insert(FetchLog),
+        [
+            {
+                "run_id": run_id,
+                "feed_id": f.feed_id,
+                "started_at": at,
+                "finished_at": at,
+                "outcome": "not_modified",
+                "http_status": f.http_status,
+                "bytes": 0,
+                "entries_seen": 0,
+                "articles_new": 0,
+                "articles_updated": 0,
+                "duplicates": 0,
+                "skipped": 0,
+                "error": None,
+            }
+            for f in fetches
+        ],
+    )
+    state = {
+        "last_fetch_at": at,
+        "next_fetch_after": None,
+        "last_ok_at": at,
+        "consecutive_failures": 0,
+        "last_error": None,
+    }
+    with_validators: list[dict[str, Any]] = []
+    without: list[dict[str, Any]] = []
+    for f in fetches:
+        etag = _validator(f.etag, Feed.etag)
+        last_modified = _validator(f.last_modified, Feed.last_modified)
+        if etag is None and last_modified is None:
+            without.append({"id": f.feed_id, **state})
+        else:
+            with_validators.append(
+                {"id": f.feed_id, **state, "etag": etag, "last_modified": last_modified}
+            )
+    for rows in (with_validators, without):
+        if rows:
+            session.execute(update(Feed), rows)
 
 
 def articles_to_classify(

@@ -238,3 +238,82 @@ def test_a_new_model_does_not_pick_up_what_another_model_scored(sessions) -> Non
         upsert_entries(s, [edited], now=NOW + timedelta(minutes=5))
     with sessions() as s:
         assert [x.id for x in articles_to_classify(s, "m2")] == [ids[0]]
+
+
+def _feed_state(factory) -> dict[str, tuple]:
+    with factory() as s:
+        return {
+            f.id: (
+                f.last_fetch_at,
+                f.last_ok_at,
+                f.next_fetch_after,
+                f.consecutive_failures,
+                f.last_error,
+                f.etag,
+                f.last_modified,
+            )
+            for f in s.scalars(select(Feed))
+        }
+
+
+def _logs(factory) -> list[tuple]:
+    with factory() as s:
+        return [
+            (r.run_id, r.feed_id, r.outcome, r.http_status, r.bytes, r.entries_seen, r.error)
+            for r in s.scalars(select(FetchLog).order_by(FetchLog.feed_id))
+        ]
+
+
+def test_many_not_modified_fetches_are_stored_as_one_by_one(db_url: str, tmp_path: Path) -> None:
+    """record_not_modified (two statements for a whole quiet cycle) leaves the same feed state and
+    fetch log as record_fetch called once a feed, on SQLite and PostgreSQL."""
+    from pipeline.store.articles import NotModified, record_not_modified
+
+    later = NOW + timedelta(hours=1)
+    fetches = [
+        NotModified("a", 304, '"v2"', None),  # new validator: replaces both
+        NotModified("b", 200, None, None),  # the same body, no validators: keeps the stored ones
+    ]
+    states, logs = [], []
+    for bulk in (False, True):
+        engine = make_engine(db_url)
+        if bulk:  # a fresh database for the second way
+            downgrade_database(engine, "base")
+        upgrade_database(engine)
+        factory = make_sessionmaker(engine)
+        with factory.begin() as s:
+            sync_feeds(s, FEEDS)
+            for feed_id in ("a", "b"):  # a failing past, to be cleared
+                record_fetch(s, run_id="r0", feed_id=feed_id, started_at=NOW, finished_at=NOW,
+                             outcome="error", error="HTTP 503", etag='"v1"', last_modified="Mon")  # fmt: skip
+            s.get(Feed, "a").etag = s.get(Feed, "b").etag = '"v1"'
+        with factory.begin() as s:
+            if bulk:
+                record_not_modified(s, fetches, run_id="r1", at=later)
+            else:
+                for f in fetches:
+                    record_fetch(s, run_id="r1", feed_id=f.feed_id, started_at=later,
+                                 finished_at=later, outcome="not_modified", http_status=f.http_status,
+                                 etag=f.etag, last_modified=f.last_modified)  # fmt: skip
+        states.append(_feed_state(factory))
+        logs.append(_logs(factory))
+        engine.dispose()
+    assert states[0] == states[1]
+    assert logs[0] == logs[1]
+    state = states[1]
+    assert state["a"][3:] == (0, None, '"v2"', None) and state["b"][3:] == (0, None, '"v1"', None)
+    assert state["a"][0].replace(tzinfo=None) == later.replace(tzinfo=None)
+    assert [row[:4] for row in logs[1] if row[0] == "r1"] == [
+        ("r1", "a", "not_modified", 304),
+        ("r1", "b", "not_modified", 200),
+    ]
+
+
+def test_a_not_modified_fetch_of_an_unknown_feed_is_refused(sessions) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from pipeline.store.articles import NotModified, record_not_modified
+
+    with pytest.raises(IntegrityError), sessions.begin() as s:
+        record_not_modified(s, [NotModified("gone", 304, None, None)], run_id="r", at=NOW)
+    assert count(sessions, FetchLog) == 0
