@@ -263,19 +263,21 @@ def record_fetch(
     last_modified = _validator(last_modified, Feed.last_modified)
     session.add(
         FetchLog(
-            run_id=run_id,
-            feed_id=feed_id,
-            started_at=started_at,
-            finished_at=finished_at,
-            outcome=outcome,
-            http_status=http_status,
-            bytes=nbytes,
-            entries_seen=entries_seen,
-            articles_new=articles_new,
-            articles_updated=articles_updated,
-            duplicates=duplicates,
-            skipped=skipped,
-            error=error,
+            **_log_row(
+                run_id,
+                feed_id,
+                started_at,
+                finished_at,
+                outcome,
+                http_status,
+                nbytes=nbytes,
+                entries_seen=entries_seen,
+                articles_new=articles_new,
+                articles_updated=articles_updated,
+                duplicates=duplicates,
+                skipped=skipped,
+                error=error,
+            )
         )
     )
     feed = session.get(Feed, feed_id)
@@ -284,9 +286,8 @@ def record_fetch(
     feed.last_fetch_at = finished_at
     feed.next_fetch_after = next_fetch_after
     if outcome in ("ok", "not_modified"):
-        feed.last_ok_at = finished_at
-        feed.consecutive_failures = 0
-        feed.last_error = None
+        for name, value in _success_state(finished_at, next_fetch_after).items():
+            setattr(feed, name, value)
         if etag is not None or last_modified is not None or outcome == "ok":
             feed.etag, feed.last_modified = etag, last_modified
         if outcome == "ok":
@@ -296,6 +297,51 @@ def record_fetch(
     elif outcome == "error":
         feed.consecutive_failures += 1
         feed.last_error = error
+
+
+def _log_row(
+    run_id: str,
+    feed_id: str,
+    started_at: datetime,
+    finished_at: datetime,
+    outcome: str,
+    http_status: int | None,
+    *,
+    nbytes: int = 0,
+    entries_seen: int = 0,
+    articles_new: int = 0,
+    articles_updated: int = 0,
+    duplicates: int = 0,
+    skipped: int = 0,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The columns of one fetch-log row (:func:`record_fetch`, :func:`record_not_modified`)."""
+    return {
+        "run_id": run_id,
+        "feed_id": feed_id,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "outcome": outcome,
+        "http_status": http_status,
+        "bytes": nbytes,
+        "entries_seen": entries_seen,
+        "articles_new": articles_new,
+        "articles_updated": articles_updated,
+        "duplicates": duplicates,
+        "skipped": skipped,
+        "error": error,
+    }
+
+
+def _success_state(at: datetime, next_fetch_after: datetime | None) -> dict[str, Any]:
+    """A feed's state after a successful fetch (``ok`` or ``not_modified``), validators apart."""
+    return {
+        "last_fetch_at": at,
+        "next_fetch_after": next_fetch_after,
+        "last_ok_at": at,
+        "consecutive_failures": 0,
+        "last_error": None,
+    }
 
 
 class NotModified(NamedTuple):
@@ -323,32 +369,9 @@ def record_not_modified(
         return
     session.execute(
         insert(FetchLog),
-        [
-            {
-                "run_id": run_id,
-                "feed_id": f.feed_id,
-                "started_at": at,
-                "finished_at": at,
-                "outcome": "not_modified",
-                "http_status": f.http_status,
-                "bytes": 0,
-                "entries_seen": 0,
-                "articles_new": 0,
-                "articles_updated": 0,
-                "duplicates": 0,
-                "skipped": 0,
-                "error": None,
-            }
-            for f in fetches
-        ],
+        [_log_row(run_id, f.feed_id, at, at, "not_modified", f.http_status) for f in fetches],
     )
-    state = {
-        "last_fetch_at": at,
-        "next_fetch_after": None,
-        "last_ok_at": at,
-        "consecutive_failures": 0,
-        "last_error": None,
-    }
+    state = _success_state(at, None)
     with_validators: list[dict[str, Any]] = []
     without: list[dict[str, Any]] = []
     for f in fetches:
