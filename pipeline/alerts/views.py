@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from pipeline.alerts.allegation import Allegation
-from pipeline.alerts.record import SUMMARY_CHARS, DesignationMatcher, story_facts
+from pipeline.alerts.record import SUMMARY_CHARS, DesignationMatcher, StoryFacts, story_facts
 from pipeline.alerts.severity import LEVELS, RULE, explain_severity
 from pipeline.classify.stopwords import meaningful_terms
 from pipeline.config import Config
@@ -136,18 +136,23 @@ def alert_view(
     regimes: RegimeBook | None,
     config: Config,
     designations: DesignationMatcher | None = None,
+    *,
+    facts: StoryFacts | None = None,
 ) -> AlertView:
     """Everything a message about this alert shows, read from the database.
 
     Sources are the story's sources *now* (one that joined after the alert was recorded is listed);
-    severity, its explanation and the designated names are those frozen in the alert.
+    severity, its explanation and the designated names are those frozen in the alert. ``facts``: the
+    story's facts read beforehand in this session (:func:`~pipeline.alerts.record.story_facts_many`,
+    without designations), used when the alert froze its designated names.
     """
     story = session.get(Story, alert.story_id)
     assert story is not None
     cls = session.get(Classification, alert.classification_id)
     assert cls is not None
     details = alert.details or {}
-    facts = story_facts(session, story, None if "designated" in details else designations)
+    if facts is None or facts.story.id != story.id or "designated" not in details:
+        facts = story_facts(session, story, None if "designated" in details else designations)
     designated = tuple(details.get("designated", facts.designated))
     reason = details.get("reason") or explain_severity(facts.severity_input)
     lead = facts.lead

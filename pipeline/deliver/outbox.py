@@ -18,9 +18,11 @@ Guarantees (see docs/architecture.md and docs/alerts.md):
 * one run drains the backlog: it claims ``alerts.batch_size`` rows at a time, batch after batch,
   until none is due or ``alerts.send_seconds`` (at most half the lease) have passed; one SMTP
   connection serves the whole run;
-* a message is rendered when it is sent, at the run's ``now`` (its ``Date`` and ``sent_at``), so the
-  latency it shows from publication and first sight is true of that send; an alert row marked
-  ``sent`` records the same figures (``latency_published_s``, ``latency_first_seen_s``).
+* a message is rendered just before it is sent (with the other rows of its chunk of
+  :data:`PREPARE_CHUNK`, whose stories are read together), at the run's ``now`` (its ``Date`` and
+  ``sent_at``), so the latency it shows from publication and first sight is true of that send; an
+  alert row marked ``sent`` records the same figures (``latency_published_s``,
+  ``latency_first_seen_s``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.alerts.digest import digest_view
-from pipeline.alerts.record import DesignationMatcher
+from pipeline.alerts.record import DesignationMatcher, StoryFacts, story_facts_many
 from pipeline.alerts.views import alert_view
 from pipeline.config import Config, Subscription
 from pipeline.deliver.mail import MailSender, build_message
@@ -52,11 +54,14 @@ from pipeline.knowledge.regimes import RegimeBook
 from pipeline.reports import DeliveryReport
 from pipeline.review.tokens import feedback_links
 from pipeline.store.deliveries import count_pending
-from pipeline.store.schema import Alert, Delivery
+from pipeline.store.schema import Alert, Classification, Delivery, Story
 
 __all__ = ["deliver_pending"]
 
 log = logging.getLogger(__name__)
+
+# Outbox rows whose messages are prepared together (their stories read with one set of queries).
+PREPARE_CHUNK = 50
 
 
 def _due(now: datetime) -> Any:
@@ -100,7 +105,7 @@ def _claimed(
     owner: str,
     now: datetime,
     config: Config,
-) -> Iterator[int]:
+) -> Iterator[list[int]]:
     """Due rows of ``channel``, claimed ``alerts.batch_size`` at a time, batch after batch until
     none is due or ``alerts.send_seconds`` have passed (so a burst drains in one run, not over many
     runs of 200). Every lease ends at ``now + lease_seconds`` (``now`` is the run's): no batch is
@@ -112,9 +117,37 @@ def _claimed(
     started = time.monotonic()
     while True:
         batch = _claim(session_factory, channel, owner, now, lease, settings.batch_size)
-        yield from batch
+        if batch:
+            yield batch
         if len(batch) < settings.batch_size or time.monotonic() - started >= budget:
             return
+
+
+def _prepared(
+    session_factory: sessionmaker[Session],
+    channel: str,
+    owner: str,
+    now: datetime,
+    config: Config,
+    subscriptions: Mapping[str, Subscription],
+    regimes: RegimeBook | None,
+    designations: DesignationMatcher | None,
+) -> Iterator[tuple[Delivery, Any, Latency | None]]:
+    """Every claimed row of ``channel`` with its message, prepared :data:`PREPARE_CHUNK` rows at a
+    time in one session (so memory holds one chunk of messages whatever ``alerts.batch_size``)."""
+    for batch in _claimed(session_factory, channel, owner, now, config):
+        for start in range(0, len(batch), PREPARE_CHUNK):
+            with session_factory() as session:
+                prepared = _prepare_many(
+                    session,
+                    batch[start : start + PREPARE_CHUNK],
+                    config,
+                    subscriptions,
+                    regimes,
+                    designations,
+                    now,
+                )
+            yield from prepared
 
 
 def _backoff(config: Config, attempts: int, retry_after: float | None = None) -> timedelta:
@@ -137,13 +170,15 @@ def _prepare(
     regimes: RegimeBook | None,
     designations: DesignationMatcher | None,
     now: datetime,
+    facts: Mapping[int, StoryFacts] | None = None,
 ) -> tuple[Any, Latency | None]:
     """The email message or webhook body for one outbox row, sent at ``now``, and for an alert the
-    latency it shows."""
+    latency it shows (``facts``: stories' facts read beforehand, by story id)."""
     if delivery.alert_id is not None:
         alert = session.get(Alert, delivery.alert_id)
         assert alert is not None
-        view = alert_view(session, alert, regimes, config, designations)
+        known = facts.get(alert.story_id) if facts else None
+        view = alert_view(session, alert, regimes, config, designations, facts=known)
         latency = latency_for(view, now)
         if delivery.channel == "webhook":
             sub = subscriptions.get(delivery.subscription_id)
@@ -169,6 +204,44 @@ def _prepare(
         date=now,
     )
     return message, latency
+
+
+def _prepare_many(
+    session: Session,
+    ids: list[int],
+    config: Config,
+    subscriptions: Mapping[str, Subscription],
+    regimes: RegimeBook | None,
+    designations: DesignationMatcher | None,
+    now: datetime,
+) -> list[tuple[Delivery, Any, Latency | None]]:
+    """:func:`_prepare` for the claimed rows ``ids``, in order, with their rows, alerts, stories,
+    classifications and story facts read together (a few queries, not a few per row). The rows
+    are returned detached."""
+    rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}
+    alert_ids = [d.alert_id for d in rows.values() if d.alert_id is not None]
+    # Held here so that session.get() finds them in the identity map.
+    alerts = list(session.scalars(select(Alert).where(Alert.id.in_(alert_ids))))
+    stories = list(session.scalars(select(Story).where(Story.id.in_({a.story_id for a in alerts}))))
+    held = list(
+        session.scalars(
+            select(Classification).where(
+                Classification.id.in_({a.classification_id for a in alerts})
+            )
+        )
+    )
+    facts = story_facts_many(session, stories) if stories else {}
+    out: list[tuple[Delivery, Any, Latency | None]] = []
+    for delivery_id in ids:
+        delivery = rows.get(delivery_id)
+        assert delivery is not None, f"claimed delivery {delivery_id} vanished"
+        payload, latency = _prepare(
+            session, delivery, config, subscriptions, regimes, designations, now, facts
+        )
+        session.expunge(delivery)
+        out.append((delivery, payload, latency))
+    del held
+    return out
 
 
 def deliver_pending(
@@ -205,14 +278,10 @@ def deliver_pending(
         channels.append(("webhook", send_hook))
     try:
         for channel, send in channels:
-            for delivery_id in _claimed(session_factory, channel, owner, now, config):
-                with session_factory() as session:
-                    delivery = session.get(Delivery, delivery_id)
-                    assert delivery is not None
-                    payload, latency = _prepare(
-                        session, delivery, config, subscriptions, regimes, designations, now
-                    )
-                    session.expunge(delivery)
+            for delivery, payload, latency in _prepared(
+                session_factory, channel, owner, now, config, subscriptions, regimes, designations
+            ):
+                delivery_id = delivery.id
                 attempts = delivery.attempts + 1
                 error: DeliveryError | None = None
                 checkpoint("deliver.before_send")

@@ -86,10 +86,16 @@ class RegimeBook:
             return []
         counts: Counter[str] = Counter()
         tokens = _tokens(text)
+        by_first = self._by_first
         for i, token in enumerate(tokens):
+            whole = by_first.get(token)
+            stem = token[:3]
+            short = by_first.get(stem) if stem != token else None
+            if whole is None and short is None:
+                continue  # most words start no alias: no set, no loop
             seen: set[str] = set()
-            for key in (token, token[:3]):
-                for alias in self._by_first.get(key, ()):
+            for group in (whole, short):
+                for alias in group or ():
                     if alias.regime not in seen and alias.matches(tokens, i):
                         counts[alias.regime] += 1
                         seen.add(alias.regime)

@@ -361,3 +361,130 @@ def test_the_stories_of_one_run_are_tagged_in_one_batch_with_the_same_allegation
             alone = describer.describe(story_facts(s, story))
             assert alert.details["allegation"] == alone
             assert alone["kinds"], alone
+
+
+def _reference_facts(s, story: Story) -> tuple:
+    """One story's facts read the slow, obvious way (a query per part), to check the batched read."""
+    from pipeline.alerts.record import _publisher, current_classifications
+    from pipeline.store.schema import Feed, Sighting
+
+    members = list(
+        s.scalars(
+            select(Article)
+            .where(Article.story_id == story.id)
+            .order_by(Article.first_seen_at, Article.id)
+        )
+    )
+    lead = s.get(Article, story.lead_article_id)
+    if lead not in members:
+        members.insert(0, lead)
+    current = current_classifications(s, [m.id for m in members])
+    scored = [c for c in current.values() if c.flagged] or list(current.values())
+    best = max(scored, key=lambda c: (c.score, -c.id))
+    sources = s.execute(
+        select(Sighting.article_id, Sighting.feed_id, Feed.name, Sighting.url)
+        .join(Feed, Feed.id == Sighting.feed_id)
+        .where(Sighting.article_id.in_([m.id for m in members]))
+        .order_by(Sighting.seen_at, Sighting.id)
+    ).all()
+    return (
+        lead.id,
+        [m.id for m in members],
+        sorted(current),
+        best.id,
+        [tuple(r) for r in sources],
+        len({_publisher(r.url, r.feed_id) for r in sources}),
+    )
+
+
+def test_stories_read_and_evaluated_in_chunks_equal_one_by_one(
+    story_rt: Runtime, monkeypatch
+) -> None:
+    """With chunks of two, a busy cycle groups the same stories, raises the same alerts, and every
+    story's batched facts equal those read story by story (members, lead, sources in order)."""
+    import pipeline.alerts.record as record
+    from pipeline.alerts.record import story_facts, story_facts_many
+
+    monkeypatch.setattr(record, "_CHUNK", 2)
+    rt = story_rt
+    first = add_article(
+        rt, feed="wire", title=BASE_TITLE, summary=BASE, url="https://wire.example/c/1"
+    )
+    other = add_article(
+        rt, feed="wire", title=OTHER_TITLE, summary=OTHER, url="https://wire.example/c/2"
+    )
+    later = NOW + timedelta(minutes=5)
+    copy = add_article(
+        rt,
+        feed="daily",
+        title=SYNDICATED_TITLE,
+        summary=SYNDICATED,
+        url="https://daily.example/c",
+        now=later,
+    )
+    edited = add_article(
+        rt,
+        feed="gazette",
+        title=BASE_TITLE + ", images show",
+        summary=EDITED,
+        url="https://gazette.example/c",
+        now=later,
+    )
+    fr = add_article(
+        rt,
+        feed="journal",
+        title=FRENCH_TITLE,
+        summary=FRENCH,
+        url="https://journal.example/c",
+        lang="fr",
+        now=later,
+    )
+    distinct = (
+        (
+            "Cargo plane with rifles lands in Benghazi despite arms embargo",
+            "Investigators traced crates of assault rifles flown from abroad to an eastern Libyan airbase.",
+        ),
+        (
+            "Dhow seized off Oman carried missile parts bound for the Houthis",
+            "Navy boarding team found guidance kits and engines hidden under fertiliser sacks.",
+        ),
+        (
+            "Coal from Nampho unloaded at a southern port, satellite images suggest",
+            "Commercial imagery shows a bulk carrier taking on anthracite before switching off its tracker.",
+        ),
+    )
+    singles = [
+        add_article(
+            rt, feed="wire", title=t, summary=d, url=f"https://wire.example/c/s{n}", now=later
+        )
+        for n, (t, d) in enumerate(distinct)
+    ]
+    rec = record_alerts(rt, now=later)
+    assert rec["stories_joined"] == 3  # the copy, the edit and the translation join the first story
+    assert rec["stories_new"] == 2 + len(singles)
+    assert rec["alerts_new"] == 2 + len(singles)
+    with rt.sessions() as s:
+        story_of = dict(s.execute(select(Article.id, Article.story_id)).all())
+        assert story_of[first] == story_of[copy] == story_of[edited] == story_of[fr]
+        assert len({story_of[first], story_of[other], *(story_of[x] for x in singles)}) == 5
+        stories = list(s.scalars(select(Story).order_by(Story.id)))
+        many = story_facts_many(s, stories)
+        assert sorted(many) == [st.id for st in stories]
+        for st in stories:
+            got = many[st.id]
+            alone = story_facts(s, st)
+            assert (got.lead.id, [m.id for m in got.members], got.best.id) == (
+                alone.lead.id,
+                [m.id for m in alone.members],
+                alone.best.id,
+            )
+            assert (
+                got.lead.id,
+                [m.id for m in got.members],
+                sorted(got.current),
+                got.best.id,
+                [(r.article_id, r.feed_id, r.feed_name, r.url) for r in got.sources],
+                got.independent_sources,
+            ) == _reference_facts(s, st)
+        big = many[story_of[first]]
+        assert len(big.members) == 4 and big.independent_sources == 4

@@ -251,3 +251,38 @@ def test_huge_summary_in_the_database_is_capped_in_the_email(
     deliver(runtime)
     sizes = [len(m) for m in mail_sink.messages]
     assert sizes and max(sizes) < 200_000
+
+
+def test_messages_prepared_in_chunks_equal_those_prepared_one_by_one(
+    runtime: Runtime, mail_sink: MailSink, monkeypatch
+) -> None:
+    """The stories of a chunk of outbox rows are read together; every message (headers, text and
+    HTML) is the one the row alone would get, and every row is still sent once."""
+    import pipeline.deliver.outbox as outbox
+
+    seed(runtime, [f"Story {n}" for n in range(5)])
+    assert record_alerts(runtime, now=NOW)["alerts_new"] == 5
+    subs = {s.id: s for s in runtime.config.subscriptions}
+    with runtime.sessions() as s:
+        ids = list(s.scalars(select(Delivery.id).order_by(Delivery.id)))
+        assert len(ids) == 10
+        together = outbox._prepare_many(s, ids, runtime.config, subs, runtime.regimes, None, NOW)
+    alone = []
+    for delivery_id in ids:
+        with runtime.sessions() as s:
+            row = s.get(Delivery, delivery_id)
+            alone.append(outbox._prepare(s, row, runtime.config, subs, runtime.regimes, None, NOW))
+    assert [d.id for d, _, _ in together] == ids
+    for (_, message, latency), (message1, latency1) in zip(together, alone, strict=True):
+        # (MIME boundaries are random: compare headers and parts, not bytes)
+        assert [(k, v) for k, v in message.items() if k != "Content-Type"] == [
+            (k, v) for k, v in message1.items() if k != "Content-Type"
+        ]
+        for kind in ("plain", "html"):
+            got, want = message.get_body((kind,)), message1.get_body((kind,))
+            assert got.get_content() == want.get_content()
+        assert latency == latency1
+    monkeypatch.setattr(outbox, "PREPARE_CHUNK", 3)
+    report = deliver(runtime)
+    assert (report.sent, report.pending) == (10, 0)
+    assert len({parse(m)["Message-ID"] for m in mail_sink.messages}) == 10
