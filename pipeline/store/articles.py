@@ -29,7 +29,9 @@ __all__ = [
     "ArticleRevision",
     "NotModified",
     "UpsertResult",
+    "Verdict",
     "add_classification",
+    "add_classifications",
     "articles_to_classify",
     "count_to_classify",
     "insert_ignore",
@@ -474,4 +476,45 @@ def add_classification(
             evidence=evidence,
             classified_at=now,
         )
+    )
+
+
+class Verdict(NamedTuple):
+    """One model's verdict on one article revision, as :func:`add_classifications` stores it."""
+
+    article: ArticleRevision
+    score: float
+    flagged: bool
+    regimes: Sequence[str]
+    evidence: dict[str, Any]
+
+
+def add_classifications(
+    session: Session,
+    verdicts: Sequence[Verdict],
+    *,
+    model_version: str,
+    threshold: float,
+    now: datetime,
+) -> None:
+    """Record many verdicts of one model with one multi-row INSERT (the rows
+    :func:`add_classification` would add one by one, without an ORM object each)."""
+    if not verdicts:
+        return
+    session.execute(
+        insert(Classification),
+        [
+            {
+                "article_id": v.article.id,
+                "revision": v.article.revision,
+                "model_version": model_version,
+                "score": v.score,
+                "threshold": threshold,
+                "flagged": v.flagged,
+                "regimes": list(v.regimes),
+                "evidence": v.evidence,
+                "classified_at": now,
+            }
+            for v in verdicts
+        ],
     )

@@ -317,3 +317,53 @@ def test_a_not_modified_fetch_of_an_unknown_feed_is_refused(sessions) -> None:
     with pytest.raises(IntegrityError), sessions.begin() as s:
         record_not_modified(s, [NotModified("gone", 304, None, None)], run_id="r", at=NOW)
     assert count(sessions, FetchLog) == 0
+
+
+def test_many_verdicts_are_stored_as_one_by_one(sessions) -> None:
+    """add_classifications (one multi-row INSERT) stores exactly the rows add_classification adds
+    one by one: same columns, JSON evidence and regimes intact, on SQLite and PostgreSQL."""
+    from pipeline.store.articles import (
+        ArticleRevision,
+        Verdict,
+        add_classification,
+        add_classifications,
+    )
+    from pipeline.store.schema import Classification
+
+    with sessions.begin() as s:
+        ids = upsert_entries(
+            s, [entry("a", f"Item {n}", guid=f"v-{n}") for n in range(4)], now=NOW
+        ).new_ids
+    verdicts = [
+        Verdict(
+            ArticleRevision(article_id, 1),
+            score=0.1 + n / 10,
+            flagged=n % 2 == 1,
+            regimes=["dprk", "libya"][: n % 3],
+            evidence={"sentences": [f"sentence {n} — «quoted»"], "terms": ["t"], "n": n},
+        )
+        for n, article_id in enumerate(ids)
+    ]
+    with sessions.begin() as s:
+        add_classifications(s, verdicts, model_version="bulk", threshold=0.4, now=NOW)
+        add_classifications(s, [], model_version="bulk", threshold=0.4, now=NOW)  # nothing
+        for v in verdicts:
+            add_classification(
+                s, v.article, model_version="single", score=v.score, threshold=0.4,
+                flagged=v.flagged, regimes=v.regimes, evidence=v.evidence, now=NOW,
+            )  # fmt: skip
+
+    def rows(version: str) -> list[tuple]:
+        with sessions() as s:
+            return [
+                (c.article_id, c.revision, c.score, c.threshold, c.flagged, c.regimes, c.evidence,
+                 c.classified_at.replace(tzinfo=None))
+                for c in s.scalars(
+                    select(Classification)
+                    .where(Classification.model_version == version)
+                    .order_by(Classification.article_id)
+                )
+            ]  # fmt: skip
+
+    assert rows("bulk") == rows("single") and len(rows("bulk")) == 4
+    assert rows("bulk")[1][4] is True and rows("bulk")[2][5] == ["dprk", "libya"]
