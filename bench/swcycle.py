@@ -68,31 +68,35 @@ class Clock:
 
 def instrument(clock: Clock) -> None:
     import pipeline.deliver.outbox as outbox
+    import pipeline.ingest.cycle as ingest_cycle
     import pipeline.ingest.parse as parse
     import pipeline.jobs as jobs
+    import pipeline.runtime as runtime
     import pipeline.store.articles as articles
     from pipeline.classify.model import TextModel
     from pipeline.deliver.mail import SmtpSender
 
-    clock.patch(jobs, "fetch_feed", "fetch")
+    # Each name is patched where the code that calls it looks it up: the ingest stage in
+    # pipeline.ingest.cycle, the model's loading in pipeline.runtime, the rest in pipeline.jobs.
+    clock.patch(ingest_cycle, "fetch_feed", "fetch")
     import pipeline.ingest.parsepool as parsepool
 
     clock.patch(parsepool.ParsePool, "__call__", "_parse_total")
-    chosen = jobs.parse_processes
+    chosen = ingest_cycle.parse_processes
 
     def processes(setting: int, due: int) -> int:
         clock.calls["parse_processes"] = n = chosen(setting, due)
         return n
 
-    jobs.parse_processes = processes  # type: ignore[assignment]
+    ingest_cycle.parse_processes = processes  # type: ignore[assignment]
     for name in ("html_to_text", "_entry_text", "_entry_link", "clean_text", "content_hash"):
         clock.patch(parse, name, "_normalise")
     for name in ("article_key", "detect_language"):
         clock.patch(parse, name, "_normalise")
-    clock.patch(jobs, "upsert_entries", "_upsert_total")
+    clock.patch(ingest_cycle, "upsert_entries", "_upsert_total")
     clock.patch(articles, "insert_ignore", "_inserts")
-    clock.patch(jobs, "record_fetch", "_record_fetch")
-    clock.patch(jobs, "load_active", "model_load")
+    clock.patch(ingest_cycle, "record_fetch", "_record_fetch")
+    clock.patch(runtime, "load_active", "model_load")
     clock.patch(TextModel, "score_docs", "score")
     clock.patch(jobs, "record_story_alerts", "stories")
     clock.patch(outbox, "_prepare", "render")

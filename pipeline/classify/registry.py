@@ -1,32 +1,17 @@
 """The model registry: versioned artefacts in a model store, verified before they are served.
 
-Layout of a store (and of the shipped ``models/`` folder)::
-
-    <store>/registry.json          {"active": "<version>", "promotions": [...], "history": [...]}
-    <store>/<version>/model.skops  the estimator, in skops' safe format (never pickle)
-    <store>/<version>/metadata.json
-    <store>/<version>/MODEL_CARD.md
-
-Two places, one registry (:class:`~pipeline.config.records.ModelLocations`, the ``model_store`` and
-``model_dir`` settings): the **model store** (``var/models/`` by default, or an fsspec URL such as
-``s3://bucket/models``) is where ``train`` writes versions and where the registry is written; the
-**shipped** folder ``models/`` is read-only and is the fallback: while the store has no
-``registry.json`` the shipped one is in force, and the first promotion or rollback copies it into the
-store (so its promotion history, and the shipped default as the rollback target, carry over). A
-version is looked up in the store first, then in the shipped folder. Every function here also takes a
-plain folder, which is then both store and the only place. A version in a URL store is copied to a
-local cache before it is verified and loaded; it is written locally first and uploaded file by file,
-``metadata.json`` last, so a half-uploaded version has no metadata and is never listed.
+Where versions live (the model store and the shipped ``models/`` folder, local or fsspec URL), the
+registry file's promotion history and listing versions are :mod:`pipeline.classify.modelstore`; its
+public names are re-exported here. This module writes a new version (:func:`save_model`), verifies
+and loads one into a :class:`~pipeline.classify.model.TextModel`, and promotes and rolls back.
 
 The loader refuses a file whose SHA-256, scikit-learn version or feature schema does not match its
 metadata, or that holds a type outside :data:`ALLOWED_TYPES`; :func:`load_active` then falls back to the
 previous good version, so a broken promotion never stops scoring.
 
-``promotions`` is the promotion history, oldest first, its last entry the active version:
-:func:`promote` pushes onto it, :func:`rollback` pops it, so successive rollbacks step back through
-every version promoted before (C → B → A), never toggling between the last two. ``history`` is the
-audit log of every promotion and rollback. A registry written before ``promotions`` existed gets it
-by replaying its ``history``.
+:func:`promote` pushes onto the registry's promotion history, :func:`rollback` pops it, so
+successive rollbacks step back through every version promoted before (C → B → A), never toggling
+between the last two; each is recorded in the registry's ``history``.
 
 Every promotion carries a :class:`GateVerdict` for the very version promoted (the quality gate's
 failures, or an explicit override naming who forced it and why); :func:`promote` refuses a verdict that
@@ -50,7 +35,22 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.classify.model import FEATURE_SCHEMA, LEGACY_SCHEMA, SUPPORTED_SCHEMAS, TextModel
-from pipeline.config.records import ModelLocations
+from pipeline.classify.modelstore import MODEL_FILE as MODEL_FILE
+from pipeline.classify.modelstore import REGISTRY_FILE as REGISTRY_FILE
+from pipeline.classify.modelstore import (
+    ModelInfo,
+    Where,
+    list_models,
+    promotion_history,
+    publish,
+    store_label,
+    writable_dir,
+)
+from pipeline.classify.modelstore import _promotions as _promotions
+from pipeline.classify.modelstore import _read_metadata as _read_metadata
+from pipeline.classify.modelstore import _read_registry as _read_registry
+from pipeline.classify.modelstore import _Store as _Store
+from pipeline.classify.modelstore import _write_json_atomic as _write_json_atomic
 from pipeline.errors import GateError, ModelError
 
 __all__ = [
@@ -71,9 +71,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.skops"
-REGISTRY_FILE = "registry.json"
 
 # Every type a served model may contain. skops refuses anything else, so a crafted file cannot make
 # the loader build arbitrary objects. Extend deliberately, with review, when a new model kind arrives.
@@ -106,19 +103,6 @@ ALLOWED_TYPES = frozenset(
         "sklearn.svm._classes.LinearSVC",
     }
 )
-
-
-# A model store with its shipped fallback (the config's ``model_dir``), or one plain folder.
-Where = Path | ModelLocations
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    version: str
-    path: Path
-    metadata: Mapping[str, Any]
-    active: bool
-    place: str = "store"  # "store" or "shipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,265 +167,6 @@ def types_in(path: Path) -> set[str]:
         elif isinstance(node, list):
             stack.extend(node)
     return found
-
-
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _parse_registry(raw: bytes | None, where: str) -> dict[str, Any]:
-    if raw is None:
-        return {"active": None, "history": []}
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ModelError(f"{where}: unreadable registry: {err}") from err
-    if not isinstance(data, dict) or "history" not in data:
-        raise ModelError(f"{where}: not a registry file (no 'history')")
-    return data
-
-
-def _read_local(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as err:
-        raise ModelError(f"{path}: unreadable registry: {err}") from err
-
-
-class _Store:
-    """One model store (a folder or an fsspec URL) and its read-only shipped fallback."""
-
-    def __init__(self, where: Where) -> None:
-        if isinstance(where, ModelLocations):
-            location, shipped, cache = where.store, where.shipped, where.cache
-        else:
-            location, shipped, cache = str(where), None, Path(where) / ".cache"
-        self.label = location
-        self.url = location if "://" in location else None
-        self.root = None if self.url else Path(location)
-        self.cache = cache
-        if self.root is not None and shipped is not None and _same(self.root, shipped):
-            shipped = None  # the store is the shipped folder: one place
-        self.shipped = shipped
-        self.fs: Any = None
-        self.base = ""
-        if self.url:
-            try:
-                import fsspec  # type: ignore[import-untyped]
-            except ImportError as err:  # installed with Airflow; a plain install may lack it
-                raise ModelError(
-                    f"model store {self.url}: a URL store needs fsspec (pip install fsspec)"
-                ) from err
-            try:
-                self.fs, self.base = fsspec.core.url_to_fs(self.url)
-            except (ImportError, ValueError) as err:
-                raise ModelError(
-                    f"model store {self.url}: no fsspec backend for it ({err}); install the "
-                    "matching package (s3fs, gcsfs, adlfs) or use a folder"
-                ) from err
-            self.base = self.base.rstrip("/")
-
-    # -- the registry file -------------------------------------------------------------------
-    def _store_registry_raw(self) -> bytes | None:
-        if self.root is not None:
-            return _read_local(self.root / REGISTRY_FILE)
-        path = f"{self.base}/{REGISTRY_FILE}"
-        try:
-            return bytes(self.fs.cat_file(path))
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise ModelError(f"{self.url}/{REGISTRY_FILE}: unreadable registry: {err}") from err
-
-    def read_registry(self) -> dict[str, Any]:
-        """The store's registry; while it has none, the shipped one (marked ``inherited``)."""
-        raw = self._store_registry_raw()
-        if raw is not None or self.shipped is None:
-            return _parse_registry(raw, f"{self.label}/{REGISTRY_FILE}")
-        path = self.shipped / REGISTRY_FILE
-        data = _parse_registry(_read_local(path), str(path))
-        return {**data, "inherited_from": str(self.shipped)}
-
-    def write_registry(self, data: Mapping[str, Any]) -> None:
-        clean = {k: v for k, v in data.items() if k != "inherited_from"}
-        if self.root is not None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(self.root / REGISTRY_FILE, clean)
-            return
-        body = json.dumps(clean, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        self.fs.pipe_file(f"{self.base}/{REGISTRY_FILE}", body.encode("utf-8"))
-
-    # -- versions ----------------------------------------------------------------------------
-    def in_store(self, version: str) -> bool:
-        if self.root is not None:
-            return (self.root / version).is_dir()
-        return bool(self.fs.exists(f"{self.base}/{version}/metadata.json"))
-
-    def local_dir(self, version: str) -> Path:
-        """A local folder holding ``version``: the store's, a cached copy of a URL store's, or the
-        shipped one. :class:`ModelError` when it is in neither place."""
-        if not version or "/" in version or version.startswith("."):
-            raise ModelError(f"model {version!r}: not a version name")
-        if self.root is not None and (self.root / version).is_dir():
-            return self.root / version
-        if self.url and self.in_store(version):
-            return self._fetch(version)
-        if self.shipped is not None and (self.shipped / version).is_dir():
-            return self.shipped / version
-        where = self.label if self.shipped is None else f"{self.label} nor in {self.shipped}"
-        first = self.root / version if self.root is not None and self.shipped is None else None
-        if first is not None:
-            raise ModelError(f"model {version}: no folder {first}")
-        raise ModelError(f"model {version}: no folder for it in {where}")
-
-    def _fetch(self, version: str) -> Path:
-        digest = hashlib.sha256(self.label.encode("utf-8")).hexdigest()[:12]
-        target = self.cache / digest / version
-        if (target / "metadata.json").is_file():
-            return target  # versions never change; load_version checks the hash anyway
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}."))
-        try:
-            for remote in self.fs.ls(f"{self.base}/{version}", detail=False):
-                name = str(remote).rstrip("/").rsplit("/", 1)[-1]
-                self.fs.get_file(remote, str(tmp / name))
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
-
-    def versions(self) -> list[tuple[str, str]]:
-        """(version, place) for every version in the store, then those only shipped."""
-        found: list[tuple[str, str]] = []
-        if self.root is not None and self.root.is_dir():
-            found += [(p.name, "store") for p in self.root.iterdir() if _is_version(p)]
-        elif self.url and self.fs.exists(self.base):
-            for entry in self.fs.ls(self.base, detail=False):
-                name = str(entry).rstrip("/").rsplit("/", 1)[-1]
-                if not name.startswith(".") and self.fs.exists(f"{entry}/metadata.json"):
-                    found.append((name, "store"))
-        seen = {v for v, _ in found}
-        if self.shipped is not None and self.shipped.is_dir():
-            found += [
-                (p.name, "shipped")
-                for p in self.shipped.iterdir()
-                if _is_version(p) and p.name not in seen
-            ]
-        return sorted(found)
-
-    def writable_dir(self) -> Path:
-        """Where a new version is written: the store folder, or a local staging folder for a URL
-        store (then :meth:`publish`)."""
-        if self.root is not None:
-            return self.root
-        digest = hashlib.sha256(self.label.encode("utf-8")).hexdigest()[:12]
-        return self.cache / digest
-
-    def publish(self, version: str) -> None:
-        """Upload a version written to :meth:`writable_dir` (a no-op for a folder store);
-        ``metadata.json`` last, so a half-uploaded version is never listed or loaded."""
-        if self.root is not None:
-            return
-        local = self.writable_dir() / version
-        files = sorted(local.iterdir(), key=lambda p: p.name == "metadata.json")
-        for path in files:
-            self.fs.put_file(str(path), f"{self.base}/{version}/{path.name}")
-        log.info("uploaded model %s to %s", version, self.url)
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def _is_version(path: Path) -> bool:
-    return path.is_dir() and not path.name.startswith(".")
-
-
-def _read_registry(where: Where) -> dict[str, Any]:
-    return _Store(where).read_registry()
-
-
-def store_label(where: Where) -> str:
-    """The model store's folder or URL, for messages."""
-    return _Store(where).label
-
-
-def writable_dir(where: Where) -> Path:
-    """The local folder ``train`` writes a new version into (then :func:`publish` it)."""
-    return _Store(where).writable_dir()
-
-
-def publish(where: Where, version: str) -> None:
-    """Make a version written into :func:`writable_dir` visible in the store (uploads it to a URL
-    store; nothing to do for a folder)."""
-    _Store(where).publish(version)
-
-
-def _replay(history: list[dict[str, Any]]) -> list[str]:
-    """The promotion stack a registry written before ``promotions`` existed implies."""
-    stack: list[str] = []
-    for event in history:
-        version = event.get("version")
-        if not isinstance(version, str) or not version:
-            continue
-        if event.get("action") == "promote":
-            stack.append(version)
-        elif event.get("action") == "rollback":
-            if stack:
-                stack.pop()
-            if version in stack:  # back to an earlier promotion: what came after it is undone
-                del stack[len(stack) - stack[::-1].index(version) :]
-            else:
-                stack.append(version)
-    return stack
-
-
-def _promotions(registry: Mapping[str, Any]) -> list[str]:
-    """The promotion stack (oldest first, active last), replayed from ``history`` if absent."""
-    stored = registry.get("promotions")
-    if isinstance(stored, list) and stored and all(isinstance(v, str) for v in stored):
-        stack = list(stored)
-    else:
-        stack = _replay(registry.get("history", []))
-    active = registry.get("active")
-    if active and (not stack or stack[-1] != active):  # set by hand: it is what is active now
-        stack.append(active)
-    return stack
-
-
-def promotion_history(model_dir: Where) -> list[str]:
-    """The versions :func:`rollback` would step back through: the active one last."""
-    return _promotions(_read_registry(model_dir))
-
-
-def _read_metadata(version_dir: Path) -> dict[str, Any]:
-    path = version_dir / "metadata.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ModelError(f"model {version_dir.name}: metadata.json is missing") from err
-    except (OSError, ValueError) as err:
-        raise ModelError(f"model {version_dir.name}: metadata.json unreadable: {err}") from err
-    if not isinstance(data, dict):
-        raise ModelError(f"model {version_dir.name}: metadata.json is not an object")
-    return data
 
 
 def save_model(
@@ -597,21 +322,6 @@ def load_active(
             model.threshold = threshold
         return model
     raise ModelError("no servable model: " + "; ".join(errors))
-
-
-def list_models(model_dir: Where) -> list[ModelInfo]:
-    """Every version in the store, then those only in the shipped folder (``place`` says which)."""
-    store = _Store(model_dir)
-    registry = store.read_registry()
-    out: list[ModelInfo] = []
-    for version, place in store.versions():
-        try:
-            vdir = store.local_dir(version)
-            meta = _read_metadata(vdir)
-        except ModelError as err:
-            vdir, meta = Path(version), {"error": str(err)}
-        out.append(ModelInfo(version, vdir, meta, version == registry.get("active"), place))
-    return out
 
 
 def check_verdict(verdict: GateVerdict, version: str, *, what: str, gate: str) -> None:

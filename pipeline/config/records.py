@@ -181,7 +181,7 @@ class HealthSettings:
 @dataclass(frozen=True, slots=True)
 class ModelLocations:
     """Where classifier versions live (``model_store`` and ``model_dir`` settings; see
-    :mod:`pipeline.classify.registry`). ``store`` is the writable model store, a folder or an fsspec
+    :mod:`pipeline.classify.modelstore`). ``store`` is the writable model store, a folder or an fsspec
     URL (``s3://bucket/models``): ``train`` writes new versions there and the registry (active
     version, promotion history) lives there. ``shipped`` is the read-only folder of the model shipped
     with the code (``models/``), served while the store has no active version. ``cache`` holds local

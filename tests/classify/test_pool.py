@@ -151,7 +151,7 @@ def test_classify_with_worker_processes_writes_every_verdict_once(
     """A backlog of several pages per process, scored in workers while pages are read and written:
     every revision gets exactly one verdict, equal to the calling process's score."""
     monkeypatch.setattr("pipeline.classify.pool.MIN_ARTICLES_PER_PROCESS", 40)
-    monkeypatch.setattr("pipeline.jobs.MIN_ARTICLES_PER_PROCESS", 40)
+    monkeypatch.setattr("pipeline.classify.cycle.MIN_ARTICLES_PER_PROCESS", 40)
     config = make_config(
         database_url=f"sqlite:///{tmp_path / f'pool{processes}.db'}",
         feeds=[{"id": "pool", "url": "http://127.0.0.1:9/pool.xml", "full_text": "never"}],

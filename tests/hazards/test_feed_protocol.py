@@ -18,7 +18,8 @@ from _httpfixtures import FEED_ETAG, FEED_XML, Exchange, MisbehavingServer, misb
 from helpers import NOW
 from sqlalchemy import func, select
 
-import pipeline.jobs as jobs
+import pipeline.ingest.cycle as ingest_cycle
+import pipeline.ingest.parsepool as parsepool
 from pipeline.jobs import MAX_RETRY_AFTER, Runtime, ingest
 from pipeline.store.schema import Article, Feed, FetchLog, Sighting
 
@@ -63,8 +64,8 @@ def test_304_means_no_parse_and_no_write(
 
         return wrapper
 
-    monkeypatch.setattr(jobs, "parse_feed", spy("parse", jobs.parse_feed))
-    monkeypatch.setattr(jobs, "upsert_entries", spy("upsert", jobs.upsert_entries))
+    monkeypatch.setattr(parsepool, "parse_feed", spy("parse", parsepool.parse_feed))
+    monkeypatch.setattr(ingest_cycle, "upsert_entries", spy("upsert", ingest_cycle.upsert_entries))
     report = ingest(rt, now=NOW + timedelta(minutes=15), run_id="second")
     after = _snapshot(rt)
     with rt.sessions() as s:
