@@ -24,7 +24,8 @@ from pipeline.reports import ClassifyReport
 from pipeline.runtime import Runtime
 from pipeline.store.articles import (
     ArticleRevision,
-    add_classification,
+    Verdict,
+    add_classifications,
     articles_to_classify,
     count_to_classify,
 )
@@ -132,19 +133,20 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
 
     def store(refs: list[ArticleRevision], docs: list[Doc], future: Future[list[Score]]) -> int:
         scores = pool.result(future, docs)
-        with rt.sessions.begin() as session:
-            for ref, s in zip(refs, scores, strict=True):
-                add_classification(
-                    session,
-                    ref,
-                    model_version=model.version,
-                    score=s.score,
-                    threshold=model.threshold,
-                    flagged=s.flagged,
-                    regimes=s.evidence.regimes,
-                    evidence={**s.evidence.as_dict(), "confidence": s.confidence},
-                    now=now,
-                )
+        verdicts = [
+            Verdict(
+                ref,
+                score=s.score,
+                flagged=s.flagged,
+                regimes=s.evidence.regimes,
+                evidence={**s.evidence.as_dict(), "confidence": s.confidence},
+            )
+            for ref, s in zip(refs, scores, strict=True)
+        ]
+        with rt.sessions.begin() as session:  # one INSERT a page
+            add_classifications(
+                session, verdicts, model_version=model.version, threshold=model.threshold, now=now
+            )
         return sum(s.flagged for s in scores)
 
     with pool:
