@@ -30,12 +30,20 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from pipeline.alerts.ids import message_id_for
 from pipeline.alerts.severity import SeverityInput, explain_severity, rank, severity
-from pipeline.alerts.stories import StoryIndex, StoryText, fingerprint
+from pipeline.alerts.stories import (
+    Fingerprint,
+    StoryIndex,
+    StoryText,
+    fingerprint,
+    print_scheme,
+    restore,
+    signature_bytes,
+)
 from pipeline.config import Config, Subscription
 from pipeline.knowledge.regimes import RegimeBook
 from pipeline.store.articles import insert_ignore
@@ -48,6 +56,7 @@ from pipeline.store.schema import (
     Feed,
     Sighting,
     Story,
+    StoryPrint,
 )
 
 __all__ = [
@@ -416,47 +425,113 @@ def _group_new_articles(
         return set()
     window = timedelta(hours=config.alerts.story_window_hours)
     ignore = _resolutions(regimes)
+    scheme = print_scheme(ignore)
     index = StoryIndex(config.alerts.story_threshold, window=window)
-    recent_ids = session.scalars(
-        select(Article.id).where(
-            Article.story_id.is_not(None), Article.first_seen_at >= now - window
-        )
-    ).all()
-    for start in range(0, len(recent_ids), _CHUNK):
-        chunk = recent_ids[start : start + _CHUNK]
-        recent_cls = current_classifications(session, chunk)
-        for member in session.scalars(select(Article).where(Article.id.in_(chunk))):
-            assert member.story_id is not None
-            index.add(
-                fingerprint(_story_text(member, recent_cls.get(member.id)), ignore_numbers=ignore),
-                member.story_id,
-            )
+    _index_window(session, index, since=now - window, ignore=ignore, scheme=scheme)
     touched: set[int] = set()
     for start in range(0, len(candidates), _CHUNK):
         chunk = [article_id for article_id, _ in candidates[start : start + _CHUNK]]
         current = current_classifications(session, chunk)
         loaded = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(chunk)))}
+        placed: list[tuple[Article, Fingerprint]] = []
         for article_id in chunk:
             cls = current.get(article_id)
             article = loaded.get(article_id)
             if cls is None or not cls.flagged or article is None:
                 continue  # its current revision is not flagged (an older one was)
-            _place(session, article, cls, index, ignore, now, report, touched)
+            fp = fingerprint(_story_text(article, cls), ignore_numbers=ignore)
+            _place(session, article, fp, cls, index, now, report, touched)
+            placed.append((article, fp))
+        _store_prints(session, placed, scheme)
     return touched
+
+
+def _index_window(
+    session: Session, index: StoryIndex, *, since: datetime, ignore: frozenset[int], scheme: str
+) -> None:
+    """Add every story member first seen since ``since`` to ``index``, in id order, from its stored
+    print (:class:`~pipeline.store.schema.StoryPrint`); a member without a print of its current
+    revision and of ``scheme`` is fingerprinted from its text, and its print stored, once."""
+    members = session.execute(
+        select(Article.id, Article.story_id, Article.revision, Article.lang, Article.published_at)
+        .add_columns(Article.first_seen_at)
+        .where(Article.story_id.is_not(None), Article.first_seen_at >= since)
+        .order_by(Article.id)
+    ).all()
+    for start in range(0, len(members), _CHUNK):
+        rows = members[start : start + _CHUNK]
+        ids = [r.id for r in rows]
+        stored = {
+            p.article_id: p
+            for p in session.execute(
+                select(StoryPrint.article_id, StoryPrint.revision, StoryPrint.signature)
+                .add_columns(StoryPrint.anchors)
+                .where(StoryPrint.article_id.in_(ids), StoryPrint.scheme == scheme)
+            )
+        }
+        cls = current_classifications(session, ids)
+        stale = [r.id for r in rows if r.id not in stored or stored[r.id].revision != r.revision]
+        texts = (
+            {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(stale)))}
+            if stale
+            else {}
+        )
+        fresh: list[tuple[Article, Fingerprint]] = []
+        for r in rows:
+            assert r.story_id is not None
+            current = cls.get(r.id)
+            if r.id in texts:
+                fp = fingerprint(_story_text(texts[r.id], current), ignore_numbers=ignore)
+                fresh.append((texts[r.id], fp))
+            else:
+                item = StoryText(
+                    key=r.id,
+                    title="",
+                    text="",
+                    lang=r.lang,
+                    published_at=r.published_at or r.first_seen_at,
+                    regimes=tuple((current.regimes if current else None) or ()),
+                )
+                fp = restore(item, stored[r.id].signature, stored[r.id].anchors)
+            index.add(fp, r.story_id)
+        _store_prints(session, fresh, scheme)
+
+
+def _store_prints(
+    session: Session, placed: Sequence[tuple[Article, Fingerprint]], scheme: str
+) -> None:
+    """Store (replace) the prints of ``placed`` articles for their current revision."""
+    if not placed:
+        return
+    ids = [article.id for article, _ in placed]
+    session.execute(delete(StoryPrint).where(StoryPrint.article_id.in_(ids)))
+    session.execute(
+        insert(StoryPrint),
+        [
+            {
+                "article_id": article.id,
+                "revision": article.revision,
+                "scheme": scheme,
+                "signature": signature_bytes(fp),
+                "anchors": sorted(fp.anchors),
+            }
+            for article, fp in placed
+        ],
+    )
 
 
 def _place(
     session: Session,
     article: Article,
+    fp: Fingerprint,
     cls: Classification,
     index: StoryIndex,
-    ignore: frozenset[int],
     now: datetime,
     report: RecordReport,
     touched: set[int],
 ) -> None:
-    """Join ``article`` to the most similar indexed story, or start its own; index it."""
-    fp = fingerprint(_story_text(article, cls), ignore_numbers=ignore)
+    """Join ``article`` (fingerprint ``fp``) to the most similar indexed story, or start its own;
+    index it."""
     found = index.best(fp)
     if found is not None:
         story_id = found[0]

@@ -24,12 +24,14 @@ otherwise it starts a new one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used: a quiet cycle groups nothing and skips its 0.4 s import
@@ -47,7 +49,10 @@ __all__ = [
     "crosslingual_similarity",
     "fingerprint",
     "lexical_similarity",
+    "print_scheme",
+    "restore",
     "shingles",
+    "signature_bytes",
     "similarity",
     "words",
 ]
@@ -280,6 +285,63 @@ def fingerprint(item: StoryText, *, ignore_numbers: Iterable[int] = ()) -> Finge
         mh = MinHash(num_perm=NUM_PERM, seed=SEED)
         mh.update_batch([s.encode("utf-8") for s in sorted(sh)])
     return Fingerprint(item, mh, anchors(item.text[:TEXT_CHARS], ignore_numbers=ignore_numbers))
+
+
+# Bump when fingerprint() changes what it computes: every stored print is then recomputed once.
+FINGERPRINT_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def _template() -> MinHash:
+    """An empty MinHash of the configured size and seed: its permutations and hashing scheme are
+    shared by every restored fingerprint (making them costs more than the restore)."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=NUM_PERM, seed=SEED)
+
+
+def print_scheme(ignore_numbers: Iterable[int] = ()) -> str:
+    """A digest of everything a fingerprint depends on besides the article's text: the code
+    version, MinHash size, seed and scheme, the datasketch release, shingle and text sizes, and the
+    numbers anchors ignore. A stored print of another scheme is stale."""
+    from importlib.metadata import version
+
+    parts = (
+        FINGERPRINT_VERSION,
+        NUM_PERM,
+        SEED,
+        _template().scheme,
+        version("datasketch"),
+        SHINGLE_SIZE,
+        TEXT_CHARS,
+        ",".join(str(n) for n in sorted(set(ignore_numbers))),
+    )
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def signature_bytes(fp: Fingerprint) -> bytes | None:
+    """The fingerprint's MinHash signature as bytes (None when the text had no words)."""
+    if fp.minhash is None:
+        return None
+    return bytes(fp.minhash.hashvalues.astype("<u8").tobytes())
+
+
+def restore(item: StoryText, signature: bytes | None, anchors: Iterable[str]) -> Fingerprint:
+    """The fingerprint :func:`fingerprint` computed for ``item`` (same similarity to every other
+    fingerprint), from its stored signature and anchors; ``item`` needs no text."""
+    mh: MinHash | None = None
+    if signature is not None:
+        import numpy as np
+        from datasketch import MinHash
+
+        template = _template()
+        mh = MinHash(
+            seed=SEED,
+            hashvalues=np.frombuffer(signature, dtype="<u8").astype(np.uint64),
+            permutations=template.permutations,
+            scheme=template.scheme,
+        )
+    return Fingerprint(item, mh, frozenset(anchors))
 
 
 def lexical_similarity(a: Fingerprint, b: Fingerprint) -> float:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -40,6 +41,7 @@ __all__ = [
     "PageFetch",
     "Sighting",
     "Story",
+    "StoryPrint",
     "UTCDateTime",
 ]
 
@@ -211,6 +213,23 @@ class Story(Base):
     regimes: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]
+
+
+class StoryPrint(Base):
+    """The story fingerprint of an article placed in a story: its MinHash signature (``NUM_PERM``
+    little-endian uint64) and its anchors, for the revision and fingerprint ``scheme`` it was computed
+    from (:func:`pipeline.alerts.stories.print_scheme`). Later runs index the story window from these
+    rows instead of re-reading and re-hashing every member's text; a row of another revision or
+    scheme is recomputed (migration 0008)."""
+
+    __tablename__ = "story_prints"
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    scheme: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    anchors: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Alert(Base):

@@ -488,3 +488,106 @@ def test_stories_read_and_evaluated_in_chunks_equal_one_by_one(
             ) == _reference_facts(s, st)
         big = many[story_of[first]]
         assert len(big.members) == 4 and big.independent_sources == 4
+
+
+def test_a_restored_fingerprint_is_the_computed_one() -> None:
+    """A print stored as bytes and anchors gives the same similarity to every other fingerprint,
+    and the same LSH candidates, as the fingerprint computed from the text."""
+    from pipeline.alerts.stories import print_scheme, restore, signature_bytes
+
+    texts = [BASE, SYNDICATED, EDITED, OTHER, FRENCH, ""]
+    prints = [
+        fingerprint(StoryText(key=n, title="", text=t, lang="fr" if t is FRENCH else "en"))
+        for n, t in enumerate(texts)
+    ]
+    restored = [restore(p.item, signature_bytes(p), p.anchors) for p in prints]
+    assert restored[-1].minhash is None and signature_bytes(prints[-1]) is None
+    for a, ra in zip(prints, restored, strict=True):
+        for b in prints:
+            assert similarity(ra, b) == similarity(a, b)
+    index, again = StoryIndex(0.5), StoryIndex(0.5)
+    for p, r in zip(prints[:3], restored[:3], strict=True):
+        index.add(p, 1)
+        again.add(r, 1)
+    for p in prints:
+        assert list(index.candidates(p)) == list(again.candidates(p))
+    assert print_scheme([1718]) == print_scheme([1718, 1718]) != print_scheme([1718, 2231])
+
+
+def test_the_story_window_is_indexed_from_stored_prints(story_rt: Runtime, monkeypatch) -> None:
+    """Each run fingerprints only what is new: members of the window come from their stored prints,
+    an article joins its story all the same, and a print of an older revision or another scheme is
+    computed again (and stored) once."""
+    import pipeline.alerts.record as record
+    from pipeline.store.schema import StoryPrint
+
+    computed: list[int] = []
+    real = record.fingerprint
+
+    def counting(item, **kwargs):
+        computed.append(item.key)
+        return real(item, **kwargs)
+
+    monkeypatch.setattr(record, "fingerprint", counting)
+    rt = story_rt
+    first = add_article(
+        rt, feed="wire", title=BASE_TITLE, summary=BASE, url="https://wire.example/p/1"
+    )
+    other = add_article(
+        rt, feed="wire", title=OTHER_TITLE, summary=OTHER, url="https://wire.example/p/2"
+    )
+    assert record_alerts(rt, now=NOW)["stories_new"] == 2
+    assert sorted(computed) == sorted([first, other])
+    with rt.sessions() as s:
+        assert set(s.scalars(select(StoryPrint.article_id))) == {first, other}
+
+    computed.clear()
+    later = NOW + timedelta(hours=1)
+    copy = add_article(
+        rt,
+        feed="daily",
+        title=SYNDICATED_TITLE,
+        summary=SYNDICATED,
+        url="https://daily.example/p",
+        now=later,
+    )
+    rec = record_alerts(rt, now=later)
+    assert (rec["stories_joined"], rec["stories_new"]) == (1, 0)
+    assert computed == [copy]  # the window's two members came from their prints
+    with rt.sessions() as s:
+        story_of = dict(s.execute(select(Article.id, Article.story_id)).all())
+        assert story_of[copy] == story_of[first] != story_of[other]
+
+    # An edited member (a new revision) and a new scheme: recomputed once, then served again.
+    with rt.sessions.begin() as s:
+        s.get(Article, other).revision = 2
+    computed.clear()
+    later2 = NOW + timedelta(hours=2)
+    edited = add_article(
+        rt,
+        feed="gazette",
+        title=BASE_TITLE + ", images show",
+        summary=EDITED,
+        url="https://gazette.example/p",
+        now=later2,
+    )
+    assert record_alerts(rt, now=later2)["stories_joined"] == 1
+    assert sorted(computed) == sorted([other, edited])
+    with rt.sessions() as s:
+        assert s.get(StoryPrint, other).revision == 2
+    monkeypatch.setattr(record, "print_scheme", lambda ignore: "another-scheme")
+    computed.clear()
+    later3 = NOW + timedelta(hours=3)
+    add_article(
+        rt,
+        feed="journal",
+        title=FRENCH_TITLE,
+        summary=FRENCH,
+        url="https://journal.example/p",
+        lang="fr",
+        now=later3,
+    )
+    assert record_alerts(rt, now=later3)["stories_joined"] == 1
+    assert len(computed) == 5  # four members recomputed for the new scheme, and the new article
+    with rt.sessions() as s:
+        assert set(s.scalars(select(StoryPrint.scheme))) == {"another-scheme"}
