@@ -28,9 +28,6 @@ import httpx
 from pipeline import metrics
 from pipeline.alerts.digest import compose_digests as compose_due_digests
 from pipeline.alerts.record import record_story_alerts
-from pipeline.classify.cycle import _article_pages as _article_pages
-from pipeline.classify.cycle import _doc as _doc
-from pipeline.classify.cycle import _idle_version as _idle_version
 from pipeline.classify.cycle import classify
 from pipeline.config import Config
 from pipeline.deliver.mail import MailSender, SmtpSender
@@ -38,12 +35,7 @@ from pipeline.deliver.notices import record_health_notices, send_notices
 from pipeline.deliver.outbox import deliver_pending
 from pipeline.deliver.webhook import WebhookPolicy, WebhookSender
 from pipeline.health import check_feeds, feed_batches
-from pipeline.ingest.cycle import _UNCHANGED_BATCH as _UNCHANGED_BATCH
 from pipeline.ingest.cycle import MAX_RETRY_AFTER, ingest
-from pipeline.ingest.cycle import _harvest as _harvest
-from pipeline.ingest.cycle import _retry_at as _retry_at
-from pipeline.ingest.cycle import _store_harvest as _store_harvest
-from pipeline.ingest.cycle import _store_unchanged as _store_unchanged
 from pipeline.reports import (
     AlertsReport,
     DeliveryReport,
