@@ -302,8 +302,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "| feeds | cycle | startup | model load | fetch | parse | normalise | dedupe | store "
         "| score | stories | render | send | new | flagged | alerts | sent | pending | latency "
-        "p50 / p95 | stage walls: ingest / classify / alerts / deliver |",
-        "|---|---|" + "---|" * 18,
+        "p50 / p95 | stage walls: ingest / classify / alerts / deliver | cores busy: ingest / "
+        "classify / alerts / deliver |",
+        "|---|---|" + "---|" * 19,
     ]
     for row in result["cycles"]:
         sw = row["sanctions-watch"]
@@ -319,7 +320,12 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{sw['wall'].get(k, 0.0):.1f}"
                 for k in ("ingest", "classify", "record_alerts", "deliver")
             )
-            + " s |"
+            + " s | "
+            + " / ".join(
+                _f(sw.get("busy", {}).get(k), "{:.0%}")
+                for k in ("ingest", "classify", "record_alerts", "deliver")
+            )
+            + " |"
         )
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,15 @@ Stage figures come from wrapping the functions ``run_once`` calls (the wrappers 
 - ``render``: building each delivery's message (``outbox._prepare``); ``send``: ``SmtpSender.send``.
 
 Each stage also reports ``calls``; the stage functions' wall times (``ingest``, ``classify``,
-``record_alerts``, ``deliver``, ``check_health``) are in ``wall``.
+``record_alerts``, ``deliver``, ``check_health``) are in ``wall``, and in ``busy`` how busy the whole
+machine's cores were during each of them (``/proc/stat``: 1.0 is every core busy the whole stage; it
+counts every process, the benchmark's own feed server and mail sink included, so read it on an
+otherwise idle machine).
+
+Worker processes (parse and scoring pools) start from multiprocessing's forkserver, whose children
+are not this process's children: before exiting, the forkserver is stopped and waited for, so that the
+CPU and peak RSS ``wait4`` reports to bench/cycles.py include the workers (Python 3.11 leaves the
+forkserver running on exit, and its workers' usage was lost from these figures before Dec 7).
 """
 
 from __future__ import annotations
@@ -40,12 +48,34 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores since boot, from the first line of /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+def _stop_forkserver() -> None:
+    """Stop multiprocessing's forkserver and wait for it (see the module docstring)."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        stop()
+
+
 class Clock:
     """Seconds and calls per stage, summed over threads."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self.busy: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.lock = threading.Lock()
 
     def wrap(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,6 +94,24 @@ class Clock:
 
     def patch(self, owner: Any, name: str, stage: str) -> None:
         setattr(owner, name, self.wrap(stage, getattr(owner, name)))
+
+    def patch_stage(self, owner: Any, name: str) -> None:
+        """Like :meth:`patch` for a whole stage (``wall.<name>``), also noting how busy the
+        machine's cores were while it ran."""
+        timed = self.wrap(f"wall.{name}", getattr(owner, name))
+
+        @functools.wraps(timed)
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            b0, t0 = _machine_busy()
+            try:
+                return timed(*args, **kwargs)
+            finally:
+                b1, t1 = _machine_busy()
+                with self.lock:
+                    self.busy[name][0] += b1 - b0
+                    self.busy[name][1] += t1 - t0
+
+        setattr(owner, name, measured)
 
 
 def instrument(clock: Clock) -> None:
@@ -102,7 +150,7 @@ def instrument(clock: Clock) -> None:
     clock.patch(outbox, "_prepare", "render")
     clock.patch(SmtpSender, "send", "send")
     for name in ("ingest", "classify", "record_alerts", "deliver", "check_health"):
-        clock.patch(jobs, name, f"wall.{name}")
+        clock.patch_stage(jobs, name)
 
 
 def stages(clock: Clock) -> dict[str, Any]:
@@ -124,7 +172,8 @@ def stages(clock: Clock) -> dict[str, Any]:
         "send": s["send"],
     }
     walls = {k.split(".", 1)[1]: v for k, v in s.items() if k.startswith("wall.")}
-    return {"stages": out, "wall": walls, "calls": dict(clock.calls)}
+    busy = {k: round(b / t, 3) for k, (b, t) in clock.busy.items() if t > 0}
+    return {"stages": out, "wall": walls, "busy": busy, "calls": dict(clock.calls)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,16 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     if prof is not None:
         prof.enable()
     t1 = time.perf_counter()
+    b0, j0 = _machine_busy()
     with Runtime.open(config) as rt:
         clock.seconds["startup"] = time.perf_counter() - t1
         summary = run_once(rt, now=datetime.now(UTC), run_id=args.run_id)
+    b1, j1 = _machine_busy()
     if prof is not None:
         prof.disable()
         prof.dump_stats(str(args.profile))
+    _stop_forkserver()
     out = {
         "summary": summary.as_dict(),
         "imports_s": imports,
         "wall_s": time.perf_counter() - t0,
+        "busy_run": round((b1 - b0) / (j1 - j0), 3) if j1 > j0 else None,
         **stages(clock),
     }
     out["summary"].pop("errors", None)

@@ -17,8 +17,9 @@ from datetime import datetime
 
 from pipeline import logs, metrics
 from pipeline.classify.model import Doc, Score, TextModel
-from pipeline.classify.pool import MIN_ARTICLES_PER_PROCESS, ScorePool, score_processes
-from pipeline.classify.registry import list_models
+from pipeline.classify.pool import MIN_ARTICLES_PER_PROCESS, ModelRef, ScorePool, score_processes
+from pipeline.classify.registry import active_version, list_models, load_version
+from pipeline.errors import ModelError
 from pipeline.ingest.article import PageCandidate, full_text_pass
 from pipeline.reports import ClassifyReport
 from pipeline.runtime import Runtime
@@ -37,10 +38,11 @@ __all__ = ["classify"]
 log = logging.getLogger("pipeline.jobs")
 
 
-def _article_pages(rt: Runtime, model: TextModel, *, now: datetime) -> None:
+def _article_pages(rt: Runtime, pool: ScorePool, *, now: datetime) -> None:
     """Article pages for new summary-only items where the page can change the decision (the
-    cascade of pipeline/ingest/article.py), stored before their first score. No transaction is
-    open while pages are fetched."""
+    cascade of pipeline/ingest/article.py), stored before their first score; the candidates' head
+    scores come from ``pool`` (its workers when it has them). No transaction is open while pages
+    are fetched."""
     modes = {f.id: f.full_text for f in rt.config.feeds}
     with rt.sessions.begin() as session:
         candidates = page_candidates(session, modes)
@@ -50,13 +52,13 @@ def _article_pages(rt: Runtime, model: TextModel, *, now: datetime) -> None:
     def triage(items: Sequence[PageCandidate]) -> list[tuple[float, Sequence[str]]]:
         limit = rt.config.classify.max_text_chars
         docs = [_doc(c.title, c.summary, c.body, limit) for c in items]
-        scores = model.score_docs(docs, regimes=rt.regimes, explain=False)
+        scores = pool.result(pool.submit(docs, explain=False), docs, explain=False)
         return [(s.score, s.evidence.regimes) for s in scores]
 
     outcomes = full_text_pass(
         candidates,
         triage=triage,
-        threshold=model.threshold,
+        threshold=pool.threshold,
         settings=rt.config.full_text,
         policy=rt.config.fetch,
     )
@@ -91,6 +93,36 @@ def _idle_version(rt: Runtime) -> str | None:
     return active[0]
 
 
+def _score_pool(rt: Runtime, processes: int) -> ScorePool:
+    """The run's scorer. With worker processes to start, the active version is read from the
+    registry and only the workers load it, so this process never does (about 2 s, and the model's
+    memory); when that version cannot be read or the workers refuse it, this process loads the
+    active model as ever (:func:`~pipeline.classify.registry.load_active`, with its fallback to an
+    earlier promotion) and scores with that."""
+    where = {
+        "model_dir": rt.config.model_dir,
+        "regimes_path": rt.config.config_dir / "regimes.yaml",
+        "processes": processes,
+    }
+    if processes > 1 and rt._model is None:
+        try:
+            version, threshold = active_version(rt.config.model_dir, threshold=rt.config.threshold)
+        except ModelError as err:
+            log.warning("loading the model in this process: %s", err)
+        else:
+
+            def load() -> TextModel:
+                return load_version(
+                    rt.config.model_dir, version, embed_workers=rt.config.embed_workers
+                )
+
+            pool = ScorePool(ModelRef(version, threshold, load), rt.regimes, **where)
+            if pool.parallel:
+                return pool
+            pool.close()
+    return ScorePool(rt.model, rt.regimes, **where)
+
+
 def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> ClassifyReport:
     """Score every article revision no model has classified yet (after fetching the article pages
     the full-text cascade asks for): the new and edited articles of this run, and any backlog a
@@ -109,22 +141,15 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
         report = ClassifyReport(idle, 0, 0)
         metrics.emit_report(rt.config.metrics, report, started=started)
         return report
-    model = rt.model
-    logs.serve_model(model.version)
     settings = rt.config.classify
     size = batch or settings.batch_size
-    _article_pages(rt, model, now=now)
     with rt.sessions() as session:
         backlog = count_to_classify(session, cap=MIN_ARTICLES_PER_PROCESS * 64)
     processes = score_processes(settings.processes, backlog)
     flagged = scored = watermark = 0
-    pool = ScorePool(
-        model,
-        rt.regimes,
-        model_dir=rt.config.model_dir,
-        regimes_path=rt.config.config_dir / "regimes.yaml",
-        processes=processes,
-    )
+    pool = _score_pool(rt, processes)
+    version, threshold = pool.version, pool.threshold
+    logs.serve_model(version)
     if pool.parallel:
         log.info("scoring a backlog of %s articles in %d worker processes", backlog, processes)
     # Pages read, scored (in the workers) and written in order; at most one page per process is in
@@ -145,16 +170,15 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
         ]
         with rt.sessions.begin() as session:  # one INSERT a page
             add_classifications(
-                session, verdicts, model_version=model.version, threshold=model.threshold, now=now
+                session, verdicts, model_version=version, threshold=threshold, now=now
             )
         return sum(s.flagged for s in scores)
 
     with pool:
+        _article_pages(rt, pool, now=now)
         while True:
             with rt.sessions() as session:
-                articles = articles_to_classify(
-                    session, model.version, after_id=watermark, limit=size
-                )
+                articles = articles_to_classify(session, version, after_id=watermark, limit=size)
                 refs = [ArticleRevision(a.id, a.revision) for a in articles]
                 docs = [_doc(a.title, a.summary, a.body, settings.max_text_chars) for a in articles]
             if not refs:
@@ -168,7 +192,7 @@ def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> Classif
                 break
         while in_flight:
             flagged += store(*in_flight.popleft())
-    log.info("classified %d articles with model %s: %d flagged", scored, model.version, flagged)
-    report = ClassifyReport(model.version, scored, flagged)
+    log.info("classified %d articles with model %s: %d flagged", scored, version, flagged)
+    report = ClassifyReport(version, scored, flagged)
     metrics.emit_report(rt.config.metrics, report, started=started)
     return report

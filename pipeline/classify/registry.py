@@ -58,6 +58,7 @@ __all__ = [
     "GateVerdict",
     "ModelInfo",
     "Where",
+    "active_version",
     "list_models",
     "load_active",
     "load_version",
@@ -322,6 +323,22 @@ def load_active(
             model.threshold = threshold
         return model
     raise ModelError("no servable model: " + "; ".join(errors))
+
+
+def active_version(model_dir: Where, *, threshold: float | None = None) -> tuple[str, float]:
+    """The active version and the threshold it serves with (``threshold`` when set, else its
+    metadata's), read from the registry and metadata without loading or verifying the model, for a
+    process that has others load it (the scoring workers verify it as :func:`load_version` does).
+    :class:`ModelError` when no version is active or its metadata is unreadable; a caller that gets
+    one, or whose workers refuse the version, falls back to :func:`load_active`."""
+    version = _read_registry(model_dir).get("active")
+    if not isinstance(version, str) or not version:
+        raise ModelError(f"no model is active in {store_label(model_dir)}")
+    meta = _read_metadata(_Store(model_dir).local_dir(version))
+    stored = meta.get("threshold")
+    if not isinstance(stored, int | float) or not 0 < stored < 1:
+        raise ModelError(f"model {version}: metadata threshold {stored!r} is not in (0, 1)")
+    return version, float(stored if threshold is None else threshold)
 
 
 def check_verdict(verdict: GateVerdict, version: str, *, what: str, gate: str) -> None:

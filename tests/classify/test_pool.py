@@ -16,8 +16,8 @@ from helpers import NOW, ROOT
 from sqlalchemy import insert, select
 
 from pipeline.classify.model import Doc
-from pipeline.classify.pool import MIN_ARTICLES_PER_PROCESS, ScorePool, score_processes
-from pipeline.classify.registry import load_active
+from pipeline.classify.pool import MIN_ARTICLES_PER_PROCESS, ModelRef, ScorePool, score_processes
+from pipeline.classify.registry import active_version, load_active, load_version
 from pipeline.ingest.normalise import article_key, content_hash
 from pipeline.jobs import Runtime, classify
 from pipeline.knowledge.regimes import load_regimes
@@ -73,6 +73,37 @@ def test_workers_give_the_scores_this_process_gives(model, regimes) -> None:
         ]
     assert _plain(got) == expected
     assert any(s.flagged for s in got) and not all(s.flagged for s in got)
+
+
+def test_given_a_version_only_the_workers_load_the_model(model, regimes) -> None:
+    """With a ModelRef, this process loads the model only when it must score itself."""
+    loads: list[str] = []
+
+    def load():
+        loads.append("here")
+        return load_version(MODELS, model.version)
+
+    ref = ModelRef(model.version, 0.5, load)
+    expected = [(s.score, s.score >= 0.5) for s in model.score_docs(DOCS, regimes=regimes)]
+    with ScorePool(ref, regimes, model_dir=MODELS, regimes_path=REGIMES, processes=2) as pool:
+        assert pool.parallel and (pool.version, pool.threshold) == (model.version, 0.5)
+        got = pool.result(pool.submit(DOCS), DOCS)
+        assert loads == []  # the workers scored; nothing was loaded here
+        quick = pool.result(pool.submit(DOCS, explain=False), DOCS, explain=False)
+    assert [(s.score, s.flagged) for s in got] == expected
+    assert [s.score for s in quick] == [s for s, _ in expected]
+    with ScorePool(ref, regimes, model_dir=MODELS, regimes_path=REGIMES, processes=1) as pool:
+        assert not pool.parallel and loads == []
+        got = pool.result(pool.submit(DOCS), DOCS)
+        assert loads == ["here"] and pool.model.threshold == 0.5  # loaded once, on first use
+        pool.submit(DOCS[:2])
+        assert loads == ["here"]
+    assert [(s.score, s.flagged) for s in got] == expected
+
+
+def test_the_active_version_is_read_without_loading(model) -> None:
+    assert active_version(MODELS) == (model.version, model.threshold)
+    assert active_version(MODELS, threshold=0.42) == (model.version, 0.42)
 
 
 def test_one_process_scores_here_without_workers(model, regimes) -> None:
@@ -165,6 +196,8 @@ def test_classify_with_worker_processes_writes_every_verdict_once(
             session.execute(insert(Article), rows)
         with caplog.at_level("INFO", logger="pipeline.jobs"):
             report = classify(rt, now=NOW)
+        # With workers, only they load the model; alone, this process does.
+        assert (rt._model is None) == (processes == 2)
     assert ("in 2 worker processes" in caplog.text) == (processes == 2)
     with Runtime.open(config) as rt, rt.sessions() as session:
         verdicts = session.execute(

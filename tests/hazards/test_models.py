@@ -180,6 +180,33 @@ def test_a_bad_active_model_is_refused_and_the_previous_keeps_serving(
     assert (models.path / "registry.json").read_bytes() == registry_before  # nothing rewritten
 
 
+@pytest.mark.parametrize("how", ["pickle-renamed", "flipped-byte"])
+def test_scoring_workers_refuse_a_bad_active_model_too(
+    models: Registry, make_config, tmp_path: Path, monkeypatch, caplog, how: str
+) -> None:
+    """With worker processes, the calling process does not load the model: the workers do, with
+    the same checks. A bad active version fails their start; the run then loads (and serves) the
+    previous version as above, and no worker ran the file's code."""
+    monkeypatch.setattr("pipeline.classify.pool.MIN_ARTICLES_PER_PROCESS", 1)
+    monkeypatch.setattr("pipeline.classify.cycle.MIN_ARTICLES_PER_PROCESS", 1)
+    marker = tmp_path / "pwned"
+    _tamper(models.path / models.active, how, marker)
+    config = make_config(model_dir=models.path, settings={"classify": {"processes": 2}})
+    rt = Runtime.open(config)
+    try:
+        with rt.sessions.begin() as s:
+            sync_feeds(s, [FeedConfig(id="a", name="A", url="https://a.example/rss")])
+            upsert_entries(s, [entry("a", "1"), entry("a", "2"), entry("a", "3")], now=NOW)
+        report = classify(rt, now=NOW)
+        with rt.sessions() as s:
+            versions = set(s.scalars(select(Classification.model_version)))
+    finally:
+        rt.close()
+    assert report["model_version"] == models.previous and versions == {models.previous}
+    assert "the scoring workers did not start" in caplog.text
+    assert not marker.exists()
+
+
 # ------------------------------------------------------------------------------ atomic writes
 
 _SAVE_AND_DIE = """
