@@ -108,8 +108,8 @@ class ScorePool:
     ) -> None:
         self.regimes = regimes
         self.version, self.threshold = model.version, model.threshold
-        self._model = model if isinstance(model, TextModel) else None
         self._ref = model if isinstance(model, ModelRef) else None
+        self._model = None if isinstance(model, ModelRef) else model
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
         if processes > 1:

@@ -26,7 +26,7 @@ from pipeline.errors import FeedError
 from pipeline.health import feed_line
 from pipeline.ingest.fetch import HTTPStatusError, fetch_feed
 from pipeline.ingest.harvest import Harvest
-from pipeline.ingest.parse import ParseBudget, ParsedFeed, parse_feed
+from pipeline.ingest.parse import ParseBudget, ParsedFeed, format_prints, parse_feed
 from pipeline.ingest.parsepool import ParsePool, parse_processes
 from pipeline.ingest.prescan import ParseLimits
 from pipeline.reports import FeedOutcome, IngestReport
@@ -99,6 +99,7 @@ def _harvest(
                 max_items=feed.max_items,
                 limits=ParseLimits.from_policy(policy),
                 budget=budget,
+                known=state.entry_prints,
             )
     except HTTPStatusError as err:
         out.refused(err)
@@ -144,7 +145,8 @@ def _store_harvest(rt: Runtime, item: Harvest, *, run_id: str, now: datetime) ->
                 entries_seen=parsed.entries_seen,
                 articles_new=len(stored.new_ids),
                 articles_updated=len(stored.updated_ids),
-                duplicates=stored.duplicates + parsed.duplicates_in_feed,
+                # Entries unchanged since the last stored document are known articles: duplicates.
+                duplicates=stored.duplicates + parsed.duplicates_in_feed + parsed.unchanged,
                 skipped=parsed.skipped,
             )
             record_fetch(
@@ -160,6 +162,7 @@ def _store_harvest(rt: Runtime, item: Harvest, *, run_id: str, now: datetime) ->
                 etag=item.result.etag,
                 last_modified=item.result.last_modified,
                 body_sha256=item.body_sha256,
+                entry_prints=format_prints(parsed.prints),
                 **fetched,
             )
     except (DataError, IntegrityError) as err:

@@ -36,12 +36,22 @@ is parsed alone), which bounds the run's parse memory whatever the number of wor
 
 feedparser then parses the converted UTF-8 (told so by the Content-Type charset); what the first
 conversion noticed (a wrong declared encoding, a non-XML media type) is kept as a problem.
+
+**Only new entries are normalised.** Each raw entry gets a print (:func:`entry_print`: a 64-bit hash of
+its title, texts, links and id exactly as feedparser gave them, and of the document's base URL). The
+prints of the entries a feed's last stored document held are kept with the feed (``known``); an entry
+whose print is among them is the same raw entry as last time, hence a known article whose content
+has not changed: it is counted in ``unchanged`` and not normalised or returned (storing it would only
+have counted it as a duplicate). Any change to the entry (an edit of one character, a new link)
+changes its print, so edits are normalised and stored as before. ``ParsedFeed.prints`` lists the
+prints of this document's entries that were normalised or unchanged, for the next parse.
 """
 
 from __future__ import annotations
 
 import calendar
 import contextlib
+import hashlib
 import logging
 import re
 import threading
@@ -66,7 +76,15 @@ from pipeline.ingest.normalise import (
 )
 from pipeline.ingest.prescan import DEFAULT_LIMITS, ParseLimits, cut, prescan
 
-__all__ = ["Entry", "ParseBudget", "ParsedFeed", "parse_feed"]
+__all__ = [
+    "Entry",
+    "ParseBudget",
+    "ParsedFeed",
+    "entry_print",
+    "format_prints",
+    "known_prints",
+    "parse_feed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +133,52 @@ class ParsedFeed:
     skipped: int
     duplicates_in_feed: int
     problems: tuple[str, ...]
+    unchanged: int = 0  # entries whose print was known: not normalised (see the module docstring)
+    prints: tuple[str, ...] = ()  # of the entries normalised or unchanged, for the next parse
+
+
+# The scheme of entry prints: change it when what a print covers changes; stored prints of another
+# scheme are ignored (the feed's next parse normalises every entry once).
+PRINT_SCHEME = "p1"
+
+
+def entry_print(raw: Any, base: str | None) -> str:
+    """A 64-bit hash (16 hex digits) of one raw feedparser entry: its title, summary or
+    description, content values, link, links and id as given, and the document's ``base`` URL
+    (relative links resolve against it). Each part is length-prefixed, so no two different entries
+    share their input."""
+    parts: list[object] = [
+        base or "",
+        raw.get("title"),
+        raw.get("summary"),
+        raw.get("description"),
+        raw.get("link"),
+        raw.get("id"),
+        raw.get("guid"),
+    ]
+    for part in raw.get("content") or []:
+        parts.append(part.get("value") if isinstance(part, dict) else part)
+    for link in raw.get("links") or []:
+        parts.append(f"{link.get('rel')} {link.get('href')}" if isinstance(link, dict) else link)
+    digest = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        data = ("" if part is None else str(part)).encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def known_prints(stored: str | None) -> frozenset[str]:
+    """The prints in a feed's stored ``entry_prints`` (empty when none, or of another scheme)."""
+    if not stored:
+        return frozenset()
+    scheme, _, rest = stored.partition(" ")
+    return frozenset(rest.split()) if scheme == PRINT_SCHEME else frozenset()
+
+
+def format_prints(prints: tuple[str, ...] | list[str]) -> str | None:
+    """``prints`` as a feed's stored ``entry_prints`` (None when there are none)."""
+    return f"{PRINT_SCHEME} " + " ".join(dict.fromkeys(prints)) if prints else None
 
 
 def _allowed_char_ref(match: re.Match[bytes]) -> bool:
@@ -314,12 +378,15 @@ def parse_feed(
     max_items: int = 500,
     limits: ParseLimits = DEFAULT_LIMITS,
     budget: ParseBudget | None = None,
+    known: str | None = None,
 ) -> ParsedFeed:
     """Parse feed bytes into normalised entries (at most ``max_items``).
 
     Raises :class:`FeedParseError` when the bytes are refused (``limits``, entities, ...) or hold no
     entries at all; a feed with some entries and some problems returns the entries and lists the
     problems. With a ``budget``, feedparser runs only while the budget has room for the document.
+    ``known`` is the feed's stored ``entry_prints``: entries among them are counted as unchanged,
+    not normalised (see the module docstring).
     """
     if not content or not content.strip():
         raise FeedParseError("empty response body")
@@ -353,8 +420,17 @@ def parse_feed(
     feed_lang = language or parsed.get("feed", {}).get("language")
     entries: list[Entry] = []
     seen: set[str] = set()
-    skipped = duplicates = 0
+    skipped = duplicates = unchanged = 0
+    previous, prints = known_prints(known), []
     for index, raw in enumerate(raw_entries[:max_items]):
+        try:
+            mark: str | None = entry_print(raw, base)
+        except (AttributeError, TypeError, ValueError):
+            mark = None  # not printable: normalised (and checked) as every entry used to be
+        if mark is not None and mark in previous:
+            unchanged += 1
+            prints.append(mark)
+            continue
         try:
             title = html_to_text(raw.get("title"), max_chars=MAX_TITLE)
             summary, body = _entry_text(raw)
@@ -366,6 +442,8 @@ def parse_feed(
             guid = clean_text(raw.get("id") or raw.get("guid"), max_chars=1000) or None
             chash = content_hash(title, summary or body)
             key = article_key(feed_id, url=url, guid=guid, chash=chash)
+            if mark is not None:
+                prints.append(mark)
             if key in seen:
                 duplicates += 1
                 continue
@@ -405,4 +483,6 @@ def parse_feed(
         skipped=skipped,
         duplicates_in_feed=duplicates,
         problems=tuple(problems),
+        unchanged=unchanged,
+        prints=tuple(prints),
     )

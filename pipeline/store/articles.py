@@ -252,9 +252,10 @@ def record_fetch(
     last_modified: str | None = None,
     next_fetch_after: datetime | None = None,
     body_sha256: str | None = None,
+    entry_prints: str | None = None,
 ) -> None:
     """Log one fetch and update the feed's state (validators, failure count, back-off, and on an
-    ``ok`` outcome the hash of the body just stored).
+    ``ok`` outcome the hash of the body just stored and the prints of its entries).
 
     ``error`` and the validators come from the feed's server: the error text is cleaned like feed
     text (no NUL or lone surrogate reaches the database) and a validator that does not fit its
@@ -293,7 +294,7 @@ def record_fetch(
         if etag is not None or last_modified is not None or outcome == "ok":
             feed.etag, feed.last_modified = etag, last_modified
         if outcome == "ok":
-            feed.body_sha256 = body_sha256
+            feed.body_sha256, feed.entry_prints = body_sha256, entry_prints
         if articles_new:
             feed.last_new_at = finished_at
     elif outcome == "error":

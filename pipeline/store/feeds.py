@@ -36,6 +36,7 @@ class FetchState:
     last_modified: str | None
     next_fetch_after: datetime | None
     body_sha256: str | None = None  # of the last body parsed and stored
+    entry_prints: str | None = None  # the raw entries of that body (pipeline.ingest.parse)
 
     def due(self, now: datetime) -> bool:
         return self.next_fetch_after is None or self.next_fetch_after <= now
@@ -44,7 +45,7 @@ class FetchState:
 def fetch_states(session: Session) -> dict[str, FetchState]:
     """Every known feed's fetch state, by feed id."""
     return {
-        f.id: FetchState(f.etag, f.last_modified, f.next_fetch_after, f.body_sha256)
+        f.id: FetchState(f.etag, f.last_modified, f.next_fetch_after, f.body_sha256, f.entry_prints)
         for f in session.scalars(select(Feed))
     }
 

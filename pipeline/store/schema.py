@@ -93,6 +93,9 @@ class Feed(Base):
     last_modified: Mapped[str | None] = mapped_column(String(100))
     # SHA-256 of the last body parsed and stored: the same bytes again are not parsed (migration 0007).
     body_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Hashes of the raw entries of the last document stored (pipeline/ingest/parse.py
+    # ``entry_prints``): those entries are not normalised again (migration 0009).
+    entry_prints: Mapped[str | None] = mapped_column(Text)
     last_fetch_at: Mapped[datetime | None]
     last_ok_at: Mapped[datetime | None]
     last_new_at: Mapped[datetime | None]
