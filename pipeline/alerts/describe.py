@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.alerts.allegation import Allegation
-from pipeline.alerts.record import StoryFacts
+from pipeline.alerts.facts import StoryFacts
 from pipeline.classify.kinds import KindTagger, KindTags
 from pipeline.classify.model import article_text
 from pipeline.knowledge.actors import ActorBook, ActorMention, find_vessels, listed_mentions

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from pipeline.alerts.facts import DesignationMatcher
 from pipeline.alerts.ids import message_id_for
-from pipeline.alerts.record import DesignationMatcher
 from pipeline.alerts.severity import RULE, rank
 from pipeline.alerts.views import (
     AlertView,

@@ -17,24 +17,34 @@ For each flagged article without a story, in the order they were first seen:
    subscription (:mod:`pipeline.alerts.digest` gathers those once a day). Immediate subscriptions are served
    first, so a recipient on both an immediate and a digest subscription gets the alert once, now.
 
-Everything runs in the caller's transaction; on PostgreSQL a transaction-scoped advisory lock keeps
+A story's facts (members, classifications, sources, designated names) are read by
+:mod:`pipeline.alerts.facts`, many stories at once; their names are re-exported here for callers of
+earlier releases. Everything runs in the caller's transaction; on PostgreSQL a transaction-scoped advisory lock keeps
 two concurrent runs from grouping the same articles twice (SQLite's ``BEGIN IMMEDIATE`` already does).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from pipeline.alerts.facts import SUMMARY_CHARS as SUMMARY_CHARS
+from pipeline.alerts.facts import DesignationMatcher as DesignationMatcher
+from pipeline.alerts.facts import SourceRow as SourceRow
+from pipeline.alerts.facts import StoryFacts as StoryFacts
+from pipeline.alerts.facts import _publisher as _publisher
+from pipeline.alerts.facts import current_classifications as current_classifications
+from pipeline.alerts.facts import member_text
+from pipeline.alerts.facts import story_facts as story_facts
+from pipeline.alerts.facts import story_facts_many as story_facts_many
 from pipeline.alerts.ids import message_id_for
-from pipeline.alerts.severity import SeverityInput, explain_severity, rank, severity
+from pipeline.alerts.severity import explain_severity, rank, severity
 from pipeline.alerts.stories import (
     Fingerprint,
     StoryIndex,
@@ -53,7 +63,6 @@ from pipeline.store.schema import (
     Classification,
     Delivery,
     DigestItem,
-    Feed,
     Sighting,
     Story,
     StoryPrint,
@@ -72,219 +81,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The longest summary an alert shows (feeds are already cut at 20,000 characters by the parser).
-SUMMARY_CHARS = 4000
-
-DesignationMatcher = Callable[[str], Sequence[str]]
 # story -> what its alert alleges (pipeline.alerts.describe.Describer.describe), frozen in the alert
 StoryDescriber = Callable[["StoryFacts"], dict[str, Any]]
 _LOCK_KEY = 0x53574131  # "SWA1": serialises record_alerts runs on PostgreSQL
-_BODY_CHARS = 2000
 _CHUNK = 500  # rows bound per IN (...) list: below every supported database's limit
-
-
-# ------------------------------------------------------------------------------------------ facts
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRow:
-    article_id: int
-    feed_id: str
-    feed_name: str
-    url: str | None
-    published_at: datetime | None
-    seen_at: datetime
-    title: str
-    lang: str
-    sighting_id: int = 0
-
-
-@dataclass(slots=True)
-class StoryFacts:
-    """What a story is made of now: members, their current classifications, sources, names."""
-
-    story: Story
-    lead: Article
-    members: list[Article]
-    current: dict[int, Classification]
-    best: Classification
-    sources: list[SourceRow]
-    designated: tuple[str, ...]
-    regimes: tuple[str, ...]
-    independent_sources: int
-    severity_input: SeverityInput = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.severity_input = SeverityInput(
-            score=self.best.score,
-            threshold=self.best.threshold,
-            designated_matches=len(self.designated),
-            sources=self.independent_sources or 1,
-            regimes=self.regimes,
-        )
-
-    @property
-    def languages(self) -> set[str]:
-        return {m.lang for m in self.members}
-
-    @property
-    def feeds(self) -> set[str]:
-        return {s.feed_id for s in self.sources} | {m.feed_id for m in self.members}
-
-    def text(self) -> str:
-        return "\n".join(_text(m) for m in self.members)
-
-
-def _text(article: Article) -> str:
-    return f"{article.title}\n{article.summary}\n{(article.body or '')[:_BODY_CHARS]}"
-
-
-def _publisher(url: str | None, feed_id: str) -> str:
-    """Who published a sighting: the URL's host without ``www.``, else the feed."""
-    try:
-        host = (urlsplit(url).hostname or "") if url else ""
-    except ValueError:
-        host = ""
-    return host.removeprefix("www.") or f"feed:{feed_id}"
-
-
-def current_classifications(
-    session: Session, article_ids: Iterable[int]
-) -> dict[int, Classification]:
-    """The latest classification of each article's current revision (any model version)."""
-    ids = sorted(set(article_ids))
-    out: dict[int, Classification] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = session.scalars(
-            select(Classification)
-            .join(
-                Article,
-                and_(
-                    Article.id == Classification.article_id,
-                    Article.revision == Classification.revision,
-                ),
-            )
-            .where(Classification.article_id.in_(chunk))
-            .order_by(Classification.id)
-        )
-        for cls in rows:
-            out[cls.article_id] = cls
-    return out
-
-
-def _source_rows(session: Session, article_ids: Sequence[int]) -> list[SourceRow]:
-    """Every sighting of ``article_ids`` (chunked: a story can have more members than a statement
-    may bind), in the order they were seen."""
-    ids = sorted(set(article_ids))
-    rows: list[SourceRow] = []
-    for start in range(0, len(ids), _CHUNK):
-        rows.extend(
-            SourceRow(*r)
-            for r in session.execute(
-                select(
-                    Sighting.article_id,
-                    Sighting.feed_id,
-                    Feed.name,
-                    Sighting.url,
-                    Article.published_at,
-                    Sighting.seen_at,
-                    Article.title,
-                    Article.lang,
-                    Sighting.id,
-                )
-                .join(Feed, Feed.id == Sighting.feed_id)
-                .join(Article, Article.id == Sighting.article_id)
-                .where(Sighting.article_id.in_(ids[start : start + _CHUNK]))
-            )
-        )
-    rows.sort(key=lambda r: (r.seen_at, r.sighting_id))
-    return rows
-
-
-def _designated(texts: Iterable[str], designations: DesignationMatcher | None) -> tuple[str, ...]:
-    if designations is None:
-        return ()
-    seen: dict[str, None] = {}
-    for t in texts:
-        for name in designations(t):
-            seen.setdefault(name, None)
-    return tuple(seen)
-
-
-def story_facts(
-    session: Session, story: Story, designations: DesignationMatcher | None = None
-) -> StoryFacts:
-    """What ``story`` is made of now (see :func:`story_facts_many`)."""
-    return story_facts_many(session, [story], designations)[story.id]
-
-
-def story_facts_many(
-    session: Session, stories: Sequence[Story], designations: DesignationMatcher | None = None
-) -> dict[int, StoryFacts]:
-    """The facts of every story of ``stories`` by id, read with a fixed number of queries per
-    :data:`_CHUNK` stories (members, leads not among them, current classifications, sightings)
-    instead of four per story; each equal to what :func:`story_facts` gives one story alone."""
-    out: dict[int, StoryFacts] = {}
-    for start in range(0, len(stories), _CHUNK):
-        out.update(_facts_chunk(session, stories[start : start + _CHUNK], designations))
-    return out
-
-
-def _facts_chunk(
-    session: Session, stories: Sequence[Story], designations: DesignationMatcher | None
-) -> dict[int, StoryFacts]:
-    if not stories:
-        return {}
-    members: dict[int, list[Article]] = {s.id: [] for s in stories}
-    for article in session.scalars(
-        select(Article)
-        .where(Article.story_id.in_(list(members)))
-        .order_by(Article.first_seen_at, Article.id)
-    ):
-        assert article.story_id is not None
-        members[article.story_id].append(article)
-    by_id = {a.id: a for group in members.values() for a in group}
-    missing = [s.lead_article_id for s in stories if s.lead_article_id not in by_id]
-    if missing:
-        by_id.update(
-            (a.id, a) for a in session.scalars(select(Article).where(Article.id.in_(missing)))
-        )
-    for story in stories:
-        lead = by_id.get(story.lead_article_id)
-        assert lead is not None, f"story {story.id}: lead article {story.lead_article_id} missing"
-        if lead not in members[story.id]:
-            members[story.id].insert(0, lead)
-    owner = {m.id: sid for sid, group in members.items() for m in group}
-    current = current_classifications(session, owner)
-    sources: dict[int, list[SourceRow]] = {s.id: [] for s in stories}
-    for row in _source_rows(session, list(owner)):
-        sources[owner[row.article_id]].append(row)
-    out: dict[int, StoryFacts] = {}
-    for story in stories:
-        group = members[story.id]
-        mine = {m.id: current[m.id] for m in group if m.id in current}
-        scored = [c for c in mine.values() if c.flagged] or list(mine.values())
-        if not scored:
-            raise ValueError(f"story {story.id} has no classified article")
-        best = max(scored, key=lambda c: (c.score, -c.id))
-        regimes: dict[str, None] = {}
-        for cls in [best, *sorted(scored, key=lambda c: c.id)]:
-            for key in cls.regimes or ():
-                regimes.setdefault(key, None)
-        rows = sources[story.id]
-        out[story.id] = StoryFacts(
-            story=story,
-            lead=by_id[story.lead_article_id],
-            members=group,
-            current=mine,
-            best=best,
-            sources=rows,
-            designated=_designated((_text(m) for m in group), designations),
-            regimes=tuple(regimes),
-            independent_sources=len({_publisher(r.url, r.feed_id) for r in rows}),
-        )
-    return out
 
 
 # --------------------------------------------------------------------------------- subscriptions
@@ -381,7 +181,7 @@ def _story_text(article: Article, cls: Classification | None) -> StoryText:
     return StoryText(
         key=article.id,
         title=article.title,
-        text=_text(article),
+        text=member_text(article),
         lang=article.lang,
         published_at=article.published_at or article.first_seen_at,
         regimes=tuple((cls.regimes if cls else None) or ()),

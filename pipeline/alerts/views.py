@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from pipeline.alerts.allegation import Allegation
-from pipeline.alerts.record import SUMMARY_CHARS, DesignationMatcher, StoryFacts, story_facts
+from pipeline.alerts.facts import SUMMARY_CHARS, DesignationMatcher, StoryFacts, story_facts
 from pipeline.alerts.severity import LEVELS, RULE, explain_severity
 from pipeline.classify.stopwords import meaningful_terms
 from pipeline.config import Config
@@ -143,7 +143,7 @@ def alert_view(
 
     Sources are the story's sources *now* (one that joined after the alert was recorded is listed);
     severity, its explanation and the designated names are those frozen in the alert. ``facts``: the
-    story's facts read beforehand in this session (:func:`~pipeline.alerts.record.story_facts_many`,
+    story's facts read beforehand in this session (:func:`~pipeline.alerts.facts.story_facts_many`,
     without designations), used when the alert froze its designated names.
     """
     story = session.get(Story, alert.story_id)

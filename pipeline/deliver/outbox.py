@@ -41,7 +41,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.alerts.digest import digest_view
-from pipeline.alerts.record import DesignationMatcher, StoryFacts, story_facts_many
+from pipeline.alerts.facts import DesignationMatcher, StoryFacts, story_facts_many
 from pipeline.alerts.views import alert_view
 from pipeline.config import Config, Subscription
 from pipeline.deliver.mail import MailSender, build_message

@@ -365,7 +365,7 @@ def test_the_stories_of_one_run_are_tagged_in_one_batch_with_the_same_allegation
 
 def _reference_facts(s, story: Story) -> tuple:
     """One story's facts read the slow, obvious way (a query per part), to check the batched read."""
-    from pipeline.alerts.record import _publisher, current_classifications
+    from pipeline.alerts.facts import _publisher, current_classifications
     from pipeline.store.schema import Feed, Sighting
 
     members = list(
@@ -402,10 +402,12 @@ def test_stories_read_and_evaluated_in_chunks_equal_one_by_one(
 ) -> None:
     """With chunks of two, a busy cycle groups the same stories, raises the same alerts, and every
     story's batched facts equal those read story by story (members, lead, sources in order)."""
+    import pipeline.alerts.facts as facts
     import pipeline.alerts.record as record
-    from pipeline.alerts.record import story_facts, story_facts_many
+    from pipeline.alerts.facts import story_facts, story_facts_many
 
-    monkeypatch.setattr(record, "_CHUNK", 2)
+    monkeypatch.setattr(record, "_CHUNK", 2)  # grouping and evaluating
+    monkeypatch.setattr(facts, "_CHUNK", 2)  # reading facts
     rt = story_rt
     first = add_article(
         rt, feed="wire", title=BASE_TITLE, summary=BASE, url="https://wire.example/c/1"
