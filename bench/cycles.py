@@ -303,8 +303,8 @@ def markdown(result: dict[str, Any]) -> str:
         "| feeds | cycle | startup | model load | fetch | parse | normalise | dedupe | store "
         "| score | stories | render | send | new | flagged | alerts | sent | pending | latency "
         "p50 / p95 | stage walls: ingest / classify / alerts / deliver | cores busy: ingest / "
-        "classify / alerts / deliver |",
-        "|---|---|" + "---|" * 19,
+        "classify / alerts / deliver | peak RSS: main / largest worker |",
+        "|---|---|" + "---|" * 20,
     ]
     for row in result["cycles"]:
         sw = row["sanctions-watch"]
@@ -325,7 +325,8 @@ def markdown(result: dict[str, Any]) -> str:
                 _f(sw.get("busy", {}).get(k), "{:.0%}")
                 for k in ("ingest", "classify", "record_alerts", "deliver")
             )
-            + " |"
+            + f" | {_f(sw.get('rss_main_mib'), '{:.0f}')} / "
+            f"{_f(sw.get('rss_workers_mib'), '{:.0f}')} MiB |"
         )
     return "\n".join(lines) + "\n"
 

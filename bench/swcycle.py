@@ -203,11 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         prof.disable()
         prof.dump_stats(str(args.profile))
     _stop_forkserver()
+    import resource
+
     out = {
         "summary": summary.as_dict(),
         "imports_s": imports,
         "wall_s": time.perf_counter() - t0,
         "busy_run": round((b1 - b0) / (j1 - j0), 3) if j1 > j0 else None,
+        # Peak RSS (MiB) of this process, and of the largest worker (parse or scoring) it had.
+        "rss_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_workers_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         **stages(clock),
     }
     out["summary"].pop("errors", None)
