@@ -29,7 +29,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -282,7 +282,15 @@ def fingerprint(item: StoryText, *, ignore_numbers: Iterable[int] = ()) -> Finge
     if sh:
         from datasketch import MinHash
 
-        mh = MinHash(num_perm=NUM_PERM, seed=SEED)
+        # The template's permutations are the ones MinHash(num_perm, seed) generates: shared, not
+        # generated again (about 1 ms) and held again (2 KiB) for every fingerprint.
+        template = _template()
+        mh = MinHash(
+            num_perm=NUM_PERM,
+            seed=SEED,
+            permutations=template.permutations,
+            scheme=template.scheme,
+        )
         mh.update_batch([s.encode("utf-8") for s in sorted(sh)])
     return Fingerprint(item, mh, anchors(item.text[:TEXT_CHARS], ignore_numbers=ignore_numbers))
 
@@ -409,6 +417,48 @@ def similarity(a: Fingerprint, b: Fingerprint, *, window: timedelta = DEFAULT_WI
 SimilarityFn = Callable[[Fingerprint, Fingerprint], float]
 
 
+class _Bands:
+    """MinHash LSH: the same ``b`` bands of ``r`` hash values that datasketch's ``MinHashLSH`` uses
+    for this threshold and size (its optimal parameters), so the same members share a band; each
+    band a dict from a hash of the band's values to the member key (a list of keys only when several
+    share it). About a fifth of ``MinHashLSH``'s memory per member, which matters because the stories
+    step indexes every member of the story window (``bench/story_index.py``). A collision of two
+    different bands' 64-bit hashes only adds a candidate, which :meth:`StoryIndex.best` verifies."""
+
+    def __init__(self, threshold: float, num_perm: int) -> None:
+        from datasketch import MinHashLSH
+
+        probe = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.b, self.r = probe.b, probe.r
+        self._tables: list[dict[int, Any]] = [{} for _ in range(self.b)]
+
+    def _bands(self, minhash: MinHash) -> list[int]:
+        values, r = minhash.hashvalues, self.r
+        return [hash(values[i * r : (i + 1) * r].tobytes()) for i in range(self.b)]
+
+    def insert(self, key: Any, minhash: MinHash) -> None:
+        for table, band in zip(self._tables, self._bands(minhash), strict=True):
+            slot = table.get(band)
+            if slot is None:
+                table[band] = key
+            elif isinstance(slot, list):
+                slot.append(key)
+            else:
+                table[band] = [slot, key]
+
+    def query(self, minhash: MinHash) -> set[Any]:
+        found: set[Any] = set()
+        for table, band in zip(self._tables, self._bands(minhash), strict=True):
+            slot = table.get(band)
+            if slot is None:
+                continue
+            if isinstance(slot, list):
+                found.update(slot)
+            else:
+                found.add(slot)
+        return found
+
+
 class StoryIndex:
     """Recent story members, searchable by MinHash LSH (lexical) and by their anchors (cross-lingual).
 
@@ -417,7 +467,10 @@ class StoryIndex:
     above it are not lost to banding) and every candidate is verified with :func:`similarity`.
     Cross-lingual candidates are the members in other languages that share at least one anchor (the
     cross-lingual signal is 0 without one): looked up in an index of anchors, not by scanning every
-    member, which made a busy cycle's grouping quadratic. Candidates keep the members' order.
+    member, which made a busy cycle's grouping quadratic. Candidates keep the members' order (lexical
+    ones first), so a tie between two stories goes to the one indexed first.
+    Members are kept without their text (similarity reads only their key, language, date, regimes,
+    MinHash and anchors): the index holds every member of the story window for a whole run.
     """
 
     def __init__(self, threshold: float, *, window: timedelta = DEFAULT_WINDOW) -> None:
@@ -425,9 +478,7 @@ class StoryIndex:
             raise ValueError(f"story threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
         self.window = window
-        from datasketch import MinHashLSH
-
-        self._lsh = MinHashLSH(threshold=max(0.05, threshold * 0.6), num_perm=NUM_PERM)
+        self._lsh = _Bands(max(0.05, threshold * 0.6), NUM_PERM)
         self._members: dict[Any, tuple[Fingerprint, int]] = {}
         self._order: dict[Any, int] = {}
         self._by_anchor: dict[str, list[Any]] = {}
@@ -439,6 +490,8 @@ class StoryIndex:
         key = fp.item.key
         if key in self._members:
             return
+        if fp.item.text or fp.item.title:  # kept for the whole run: without the text
+            fp = Fingerprint(replace(fp.item, title="", text=""), fp.minhash, fp.anchors)
         self._members[key] = (fp, story_id)
         self._order[key] = len(self._order)
         for anchor in fp.anchors:
@@ -447,7 +500,8 @@ class StoryIndex:
             self._lsh.insert(key, fp.minhash)
 
     def candidates(self, fp: Fingerprint) -> Sequence[Any]:
-        keys: list[Any] = list(self._lsh.query(fp.minhash)) if fp.minhash is not None else []
+        found = self._lsh.query(fp.minhash) if fp.minhash is not None else set()
+        keys: list[Any] = sorted(found, key=self._order.__getitem__)  # the members' order
         seen = set(keys)
         lang = _lang(fp.item.lang)
         sharing = {k for anchor in fp.anchors for k in self._by_anchor.get(anchor, ())}

@@ -593,3 +593,52 @@ def test_the_story_window_is_indexed_from_stored_prints(story_rt: Runtime, monke
     assert len(computed) == 5  # four members recomputed for the new scheme, and the new article
     with rt.sessions() as s:
         assert set(s.scalars(select(StoryPrint.scheme))) == {"another-scheme"}
+
+
+def test_fingerprints_share_the_permutations_a_fresh_minhash_would_generate() -> None:
+    """The shared permutations are the ones MinHash(num_perm, seed) generates: the same signature."""
+    from datasketch import MinHash
+
+    from pipeline.alerts.stories import NUM_PERM, SEED
+
+    a = fingerprint(StoryText(key=1, title="", text=BASE))
+    b = fingerprint(StoryText(key=2, title="", text=OTHER))
+    assert a.minhash is not None and b.minhash is not None
+    assert a.minhash.permutations is b.minhash.permutations  # held once
+    fresh = MinHash(num_perm=NUM_PERM, seed=SEED)
+    fresh.update_batch([s.encode("utf-8") for s in sorted(shingles(BASE))])
+    assert (fresh.hashvalues == a.minhash.hashvalues).all()
+
+
+def test_the_index_finds_the_candidates_datasketch_lsh_finds_and_keeps_no_text() -> None:
+    """The index's bands give the candidates datasketch's MinHashLSH gives for the same threshold,
+    in the members' order, and it keeps its members without their text."""
+    import random
+
+    from datasketch import MinHashLSH
+
+    from pipeline.alerts.stories import NUM_PERM
+
+    rng = random.Random(7)
+    vocab = [f"w{i}" for i in range(300)]
+    base = [rng.sample(vocab, 40) for _ in range(30)]
+    texts = []
+    for n in range(400):  # variants of 30 texts: many pairs near and across the LSH threshold
+        words_ = list(base[n % 30])
+        for _ in range(rng.randrange(0, 25)):
+            words_[rng.randrange(len(words_))] = rng.choice(vocab)
+        texts.append(" ".join(words_))
+    prints = [fingerprint(StoryText(key=n, title=t[:20], text=t)) for n, t in enumerate(texts)]
+    index = StoryIndex(0.5)
+    reference = MinHashLSH(threshold=0.3, num_perm=NUM_PERM)  # StoryIndex retrieves at 0.6 x 0.5
+    for p in prints[:300]:
+        index.add(p, p.item.key)
+        reference.insert(p.item.key, p.minhash)
+    for p in prints:
+        lexical = [k for k in index.candidates(p) if k in reference.query(p.minhash)]
+        assert set(index.candidates(p)) == set(reference.query(p.minhash))
+        assert lexical == sorted(lexical)  # the members' order (keys were added in order)
+    sizes = [len(index.candidates(p)) for p in prints]
+    assert min(sizes) < max(sizes) and sum(n > 1 for n in sizes) > 50  # not a vacuous comparison
+    assert all(fp.item.text == "" and fp.item.title == "" for fp, _ in index._members.values())
+    assert all(p.item.text for p in prints)  # the caller's fingerprints are untouched
