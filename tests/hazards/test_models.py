@@ -21,6 +21,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hazardkit import REPO, clean_env, entry
@@ -135,6 +136,22 @@ def _tamper(version_dir: Path, how: str, marker: Path) -> None:
         raise AssertionError(how)
 
 
+def _classify(config, titles: list[str]) -> tuple[Any, set[str]]:
+    """One feed's articles ``titles`` stored and classified: the report and the model versions
+    their verdicts name."""
+    rt = Runtime.open(config)
+    try:
+        with rt.sessions.begin() as s:
+            sync_feeds(s, [FeedConfig(id="a", name="A", url="https://a.example/rss")])
+            upsert_entries(s, [entry("a", t) for t in titles], now=NOW)
+        report = classify(rt, now=NOW)
+        with rt.sessions() as s:
+            versions = set(s.scalars(select(Classification.model_version)))
+    finally:
+        rt.close()
+    return report, versions
+
+
 @pytest.mark.parametrize(
     ("how", "reason"),
     [
@@ -162,16 +179,7 @@ def test_a_bad_active_model_is_refused_and_the_previous_keeps_serving(
 
     # The pipeline's classify stage serves the previous version, and says why.
     registry_before = (models.path / "registry.json").read_bytes()
-    rt = Runtime.open(make_config(model_dir=models.path))
-    try:
-        with rt.sessions.begin() as s:
-            sync_feeds(s, [FeedConfig(id="a", name="A", url="https://a.example/rss")])
-            upsert_entries(s, [entry("a", "1")], now=NOW)
-        report = classify(rt, now=NOW)
-        with rt.sessions() as s:
-            versions = set(s.scalars(select(Classification.model_version)))
-    finally:
-        rt.close()
+    report, versions = _classify(make_config(model_dir=models.path), ["1"])
     assert report["model_version"] == models.previous and versions == {models.previous}
     messages = [r.getMessage() for r in caplog.records if r.name == "pipeline.classify.registry"]
     assert any(reason.split(":")[0].split(".*")[0] in m for m in messages if "refusing" in m)
@@ -192,16 +200,7 @@ def test_scoring_workers_refuse_a_bad_active_model_too(
     marker = tmp_path / "pwned"
     _tamper(models.path / models.active, how, marker)
     config = make_config(model_dir=models.path, settings={"classify": {"processes": 2}})
-    rt = Runtime.open(config)
-    try:
-        with rt.sessions.begin() as s:
-            sync_feeds(s, [FeedConfig(id="a", name="A", url="https://a.example/rss")])
-            upsert_entries(s, [entry("a", "1"), entry("a", "2"), entry("a", "3")], now=NOW)
-        report = classify(rt, now=NOW)
-        with rt.sessions() as s:
-            versions = set(s.scalars(select(Classification.model_version)))
-    finally:
-        rt.close()
+    report, versions = _classify(config, ["1", "2", "3"])
     assert report["model_version"] == models.previous and versions == {models.previous}
     assert "the scoring workers did not start" in caplog.text
     assert not marker.exists()
