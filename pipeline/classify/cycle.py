@@ -99,11 +99,16 @@ def _score_pool(rt: Runtime, processes: int) -> ScorePool:
     memory); when that version cannot be read or the workers refuse it, this process loads the
     active model as ever (:func:`~pipeline.classify.registry.load_active`, with its fallback to an
     earlier promotion) and scores with that."""
-    where = {
-        "model_dir": rt.config.model_dir,
-        "regimes_path": rt.config.config_dir / "regimes.yaml",
-        "processes": processes,
-    }
+
+    def pool_of(model: TextModel | ModelRef) -> ScorePool:
+        return ScorePool(
+            model,
+            rt.regimes,
+            model_dir=rt.config.model_dir,
+            regimes_path=rt.config.config_dir / "regimes.yaml",
+            processes=processes,
+        )
+
     if processes > 1 and rt._model is None:
         try:
             version, threshold = active_version(rt.config.model_dir, threshold=rt.config.threshold)
@@ -116,11 +121,11 @@ def _score_pool(rt: Runtime, processes: int) -> ScorePool:
                     rt.config.model_dir, version, embed_workers=rt.config.embed_workers
                 )
 
-            pool = ScorePool(ModelRef(version, threshold, load), rt.regimes, **where)
+            pool = pool_of(ModelRef(version, threshold, load))
             if pool.parallel:
                 return pool
             pool.close()
-    return ScorePool(rt.model, rt.regimes, **where)
+    return pool_of(rt.model)
 
 
 def classify(rt: Runtime, *, now: datetime, batch: int | None = None) -> ClassifyReport:
