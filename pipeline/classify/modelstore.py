@@ -48,12 +48,17 @@ __all__ = [
     "MODEL_FILE",
     "REGISTRY_FILE",
     "ModelInfo",
+    "ModelStore",
     "Where",
     "list_models",
     "promotion_history",
+    "promotion_stack",
     "publish",
+    "read_metadata",
+    "read_registry",
     "store_label",
     "writable_dir",
+    "write_json_atomic",
 ]
 
 # Records keep the logger name they had before the store moved out of pipeline.classify.registry.
@@ -76,7 +81,7 @@ class ModelInfo:
     place: str = "store"  # "store" or "shipped"
 
 
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -112,7 +117,7 @@ def _read_local(path: Path) -> bytes | None:
         raise ModelError(f"{path}: unreadable registry: {err}") from err
 
 
-class _Store:
+class ModelStore:
     """One model store (a folder or an fsspec URL) and its read-only shipped fallback."""
 
     def __init__(self, where: Where) -> None:
@@ -170,7 +175,7 @@ class _Store:
         clean = {k: v for k, v in data.items() if k != "inherited_from"}
         if self.root is not None:
             self.root.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(self.root / REGISTRY_FILE, clean)
+            write_json_atomic(self.root / REGISTRY_FILE, clean)
             return
         body = json.dumps(clean, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         self.fs.pipe_file(f"{self.base}/{REGISTRY_FILE}", body.encode("utf-8"))
@@ -265,24 +270,24 @@ def _is_version(path: Path) -> bool:
     return path.is_dir() and not path.name.startswith(".")
 
 
-def _read_registry(where: Where) -> dict[str, Any]:
-    return _Store(where).read_registry()
+def read_registry(where: Where) -> dict[str, Any]:
+    return ModelStore(where).read_registry()
 
 
 def store_label(where: Where) -> str:
     """The model store's folder or URL, for messages."""
-    return _Store(where).label
+    return ModelStore(where).label
 
 
 def writable_dir(where: Where) -> Path:
     """The local folder ``train`` writes a new version into (then :func:`publish` it)."""
-    return _Store(where).writable_dir()
+    return ModelStore(where).writable_dir()
 
 
 def publish(where: Where, version: str) -> None:
     """Make a version written into :func:`writable_dir` visible in the store (uploads it to a URL
     store; nothing to do for a folder)."""
-    _Store(where).publish(version)
+    ModelStore(where).publish(version)
 
 
 def _replay(history: list[dict[str, Any]]) -> list[str]:
@@ -304,7 +309,7 @@ def _replay(history: list[dict[str, Any]]) -> list[str]:
     return stack
 
 
-def _promotions(registry: Mapping[str, Any]) -> list[str]:
+def promotion_stack(registry: Mapping[str, Any]) -> list[str]:
     """The promotion stack (oldest first, active last), replayed from ``history`` if absent."""
     stored = registry.get("promotions")
     if isinstance(stored, list) and stored and all(isinstance(v, str) for v in stored):
@@ -319,10 +324,10 @@ def _promotions(registry: Mapping[str, Any]) -> list[str]:
 
 def promotion_history(model_dir: Where) -> list[str]:
     """The versions :func:`rollback` would step back through: the active one last."""
-    return _promotions(_read_registry(model_dir))
+    return promotion_stack(read_registry(model_dir))
 
 
-def _read_metadata(version_dir: Path) -> dict[str, Any]:
+def read_metadata(version_dir: Path) -> dict[str, Any]:
     path = version_dir / "metadata.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -337,13 +342,13 @@ def _read_metadata(version_dir: Path) -> dict[str, Any]:
 
 def list_models(model_dir: Where) -> list[ModelInfo]:
     """Every version in the store, then those only in the shipped folder (``place`` says which)."""
-    store = _Store(model_dir)
+    store = ModelStore(model_dir)
     registry = store.read_registry()
     out: list[ModelInfo] = []
     for version, place in store.versions():
         try:
             vdir = store.local_dir(version)
-            meta = _read_metadata(vdir)
+            meta = read_metadata(vdir)
         except ModelError as err:
             vdir, meta = Path(version), {"error": str(err)}
         out.append(ModelInfo(version, vdir, meta, version == registry.get("active"), place))

@@ -39,18 +39,18 @@ from pipeline.classify.modelstore import MODEL_FILE as MODEL_FILE
 from pipeline.classify.modelstore import REGISTRY_FILE as REGISTRY_FILE
 from pipeline.classify.modelstore import (
     ModelInfo,
+    ModelStore,
     Where,
     list_models,
     promotion_history,
+    promotion_stack,
     publish,
+    read_metadata,
+    read_registry,
     store_label,
     writable_dir,
+    write_json_atomic,
 )
-from pipeline.classify.modelstore import _promotions as _promotions
-from pipeline.classify.modelstore import _read_metadata as _read_metadata
-from pipeline.classify.modelstore import _read_registry as _read_registry
-from pipeline.classify.modelstore import _Store as _Store
-from pipeline.classify.modelstore import _write_json_atomic as _write_json_atomic
 from pipeline.errors import GateError, ModelError
 
 __all__ = [
@@ -199,7 +199,7 @@ def save_model(
             "skops_version": skops.__version__,
             "types": types,
         }
-        _write_json_atomic(tmp / "metadata.json", meta)
+        write_json_atomic(tmp / "metadata.json", meta)
         (tmp / "MODEL_CARD.md").write_text(card, encoding="utf-8")
         for child in tmp.iterdir():
             child.chmod(0o644)
@@ -218,8 +218,8 @@ def load_version(model_dir: Where, version: str, *, embed_workers: int = 1) -> T
     import sklearn
     import skops.io as sio
 
-    vdir = _Store(model_dir).local_dir(version)
-    meta = _read_metadata(vdir)
+    vdir = ModelStore(model_dir).local_dir(version)
+    meta = read_metadata(vdir)
     path = vdir / str(meta.get("model_file", MODEL_FILE))
     if not path.is_file():
         raise ModelError(f"model {version}: {path.name} is missing")
@@ -299,9 +299,9 @@ def load_active(
 ) -> TextModel:
     """The active model; if it is refused, the most recent earlier promotion that loads (never a
     version that was rolled back)."""
-    registry = _read_registry(model_dir)
+    registry = read_registry(model_dir)
     candidates: list[str] = []
-    for v in [registry.get("active"), *reversed(_promotions(registry))]:
+    for v in [registry.get("active"), *reversed(promotion_stack(registry))]:
         if v and v not in candidates:
             candidates.append(v)
     if not candidates:
@@ -331,10 +331,10 @@ def active_version(model_dir: Where, *, threshold: float | None = None) -> tuple
     process that has others load it (the scoring workers verify it as :func:`load_version` does).
     :class:`ModelError` when no version is active or its metadata is unreadable; a caller that gets
     one, or whose workers refuse the version, falls back to :func:`load_active`."""
-    version = _read_registry(model_dir).get("active")
+    version = read_registry(model_dir).get("active")
     if not isinstance(version, str) or not version:
         raise ModelError(f"no model is active in {store_label(model_dir)}")
-    meta = _read_metadata(_Store(model_dir).local_dir(version))
+    meta = read_metadata(ModelStore(model_dir).local_dir(version))
     stored = meta.get("threshold")
     if not isinstance(stored, int | float) or not 0 < stored < 1:
         raise ModelError(f"model {version}: metadata threshold {stored!r} is not in (0, 1)")
@@ -377,10 +377,10 @@ def promote(
     Raises :class:`GateError` (naming every failure) when the gate failed and was not forced."""
     check_verdict(verdict, version, what="model", gate="quality gate")
     load_version(model_dir, version)
-    store = _Store(model_dir)
+    store = ModelStore(model_dir)
     registry = store.read_registry()
     previous = registry.get("active")
-    stack = _promotions(registry)
+    stack = promotion_stack(registry)
     if not stack or stack[-1] != version:
         stack.append(version)
     registry["active"] = version
@@ -403,10 +403,10 @@ def rollback(model_dir: Where, *, now: datetime, actor: str = "cli") -> str:
     """Step back one promotion: pop the active version off the promotion history and re-activate
     the one promoted before it (after checking that it loads); returns it. Each call steps further
     back; :class:`ModelError` when there is no earlier promotion."""
-    store = _Store(model_dir)
+    store = ModelStore(model_dir)
     registry = store.read_registry()
     current = registry.get("active")
-    stack = _promotions(registry)
+    stack = promotion_stack(registry)
     if len(stack) < 2:
         raise ModelError(
             f"nothing to roll back to: {current or 'no version'} is the first promotion "
