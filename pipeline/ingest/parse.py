@@ -143,18 +143,17 @@ PRINT_SCHEME = "p1"
 
 
 def entry_print(raw: Any, base: str | None) -> str:
-    """A 64-bit hash (16 hex digits) of one raw feedparser entry: its title, summary or
-    description, content values, link, links and id as given, and the document's ``base`` URL
-    (relative links resolve against it). Each part is length-prefixed, so no two different entries
+    """A 64-bit hash (16 hex digits) of one raw feedparser entry: its title, summary (or
+    description), content values, link, links and id (or guid) as given, and the document's
+    ``base`` URL (relative links resolve against it). Each part is length-prefixed, so no two different entries
     share their input."""
+    # feedparser answers "description" with "summary" and "guid" with "id": one read of each.
     parts: list[object] = [
-        base or "",
+        base,
         raw.get("title"),
         raw.get("summary"),
-        raw.get("description"),
         raw.get("link"),
         raw.get("id"),
-        raw.get("guid"),
     ]
     for part in raw.get("content") or []:
         parts.append(part.get("value") if isinstance(part, dict) else part)
